@@ -1,0 +1,145 @@
+"""Run a guest on a platform with a set of plugins: the library entry point."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import GuestImageError, PluginFailure, WorldswitchError
+from .events import EXIT_NAMES, Ev, new_counters
+from .platform import Platform, get_platform
+
+
+@dataclass
+class RunResult:
+    guest: str
+    platform: str
+    plugins: list[str]
+    iterations: int  # exits observed
+    counts: dict[str, int]
+    exits: dict[str, int]
+    cycles: float
+    cycles_per_iteration: float
+    guest_visible: dict[str, Any]
+    wall_seconds: float = field(compare=False, default=0.0)
+    forced: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_guest(guest: str) -> tuple[str, Path]:
+    """A built-in guest name (``null_hvc``, ``self_sgi``, ``sysreg``, ``name-256`` ...) or a path."""
+    from worldswitch import guests
+
+    p = Path(guest)
+    if p.suffix == ".bin" or p.exists() or "/" in guest:
+        if not p.is_file():
+            raise GuestImageError(f"guest image {guest} does not exist")
+        return p.stem, p
+    name, _, iters = guest.partition("-")
+    try:
+        image = guests.short_variant(name, int(iters)) if iters else guests.GUESTS[name]
+    except (KeyError, ValueError):
+        known = ", ".join(guests.GUESTS)
+        raise GuestImageError(f"unknown guest {guest!r}: give a path to a flat binary or one of {known}") from None
+    return guest, guests.image_path(image)
+
+
+def _blame(e: BaseException, pm: Any) -> PluginFailure | None:
+    """Name the plugin and hook whose code raised, from the traceback."""
+    owners = {}
+    for name, plugin in pm.list_name_plugin():
+        for caller in pm.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin:
+                    owners[impl.function.__code__] = (name, caller.name)
+    tb = e.__traceback__
+    hit = None
+    while tb is not None:
+        if tb.tb_frame.f_code in owners:
+            hit = owners[tb.tb_frame.f_code]
+        tb = tb.tb_next
+    if hit is None:
+        return None
+    return PluginFailure(f"plugin {hit[0]!r} raised in hook {hit[1]}: {type(e).__name__}: {e}")
+
+
+def run_guest(
+    guest: str,
+    platform: str | Platform = "A",
+    patches: str = "none",
+    without: tuple[str, ...] = (),
+    force: bool = False,
+    max_exits: int | None = None,
+    timeout: float = 0.0,
+    redist_base: int | None = None,
+    extra_plugins: tuple[Any, ...] = (),
+) -> RunResult:
+    """Run one guest to completion and return its counts and cycles.
+
+    ``extra_plugins`` registers plugin objects directly (for tests and notebooks)."""
+    from .hooks import Hooks
+    from .kvm.arm import Vcpu
+    from .plugin import discover, make_manager, parse_selection
+
+    pf = platform if isinstance(platform, Platform) else get_platform(platform)
+    name, path = resolve_guest(guest)
+    plugins = discover()
+    selected = parse_selection(patches, plugins, without)
+    pm = make_manager(selected, plugins, force=force)
+    for obj in extra_plugins:
+        pm.register(obj)
+    counters = new_counters()
+    hooks = Hooks(pm)
+    try:
+        if pf.arch == "aarch32":
+            from .aarch32 import Machine32 as MachineCls
+            from .aarch32 import Vcpu32 as VcpuCls
+        else:
+            from .machine import Machine as MachineCls
+            from .machine import REDIST_DEFAULT
+            VcpuCls = Vcpu
+        base = redist_base if redist_base is not None else 0x3FBF0000
+        from .machine import load_image
+
+        code = load_image(str(path))
+        vcpu = VcpuCls(pf, counters, hooks, base)
+        if max_exits:
+            vcpu.max_exits = max_exits
+        machine = MachineCls(code, vcpu, base) if pf.arch == "aarch32" else MachineCls(code, vcpu, base or REDIST_DEFAULT)
+        t0 = time.perf_counter()
+        machine.run(timeout)
+        wall = time.perf_counter() - t0
+    except WorldswitchError as e:
+        blamed = _blame(e, pm) if not isinstance(e, GuestImageError) else None
+        raise (blamed or e) from None
+    except Exception as e:  # noqa: BLE001 - anything else is a model or plugin bug
+        blamed = _blame(e, pm)
+        if blamed:
+            raise blamed from None
+        raise
+    if not machine.finished:
+        from .errors import BudgetExceeded
+
+        raise BudgetExceeded(f"guest {name} did not finish within the {timeout:g} s time budget")
+    from .cost import cycles
+
+    iterations = sum(vcpu.exits.values())
+    total = cycles(counters, pf)
+    lrf = getattr(vcpu.hyp_if, "lrf", None)
+    visible = {
+        "registers": machine.guest_registers(),
+        "acked": {str(k): v for k, v in sorted((lrf.acked if lrf else {}).items())},
+        "eois": lrf.eois if lrf else 0,
+        "exits": {EXIT_NAMES.get(k, hex(k)): v for k, v in sorted(vcpu.exits.items())},
+        "system_event": vcpu.system_event,
+    }
+    return RunResult(
+        guest=name, platform=pf.name, plugins=selected + [type(o).__name__ for o in extra_plugins],
+        iterations=iterations, counts={ev.name: counters[ev] for ev in Ev},
+        exits=visible["exits"], cycles=total, cycles_per_iteration=total / max(iterations, 1),
+        guest_visible=visible, wall_seconds=wall, forced=force and bool(selected),
+    )

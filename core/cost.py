@@ -1,0 +1,22 @@
+"""The cost model: cycles = Σ counted events × the platform's unit costs.
+
+This is the only place counts become cycles.
+"""
+
+from __future__ import annotations
+
+from .events import Ev
+from .platform import Platform
+
+
+def cycles(counts: list[int] | dict[str, int], platform: Platform, overrides: dict[str, float] | None = None) -> float:
+    units = platform.unit_costs(overrides)
+    if isinstance(counts, dict):
+        return sum(units[Ev[k]] * v for k, v in counts.items())
+    return sum(u * n for u, n in zip(units, counts))
+
+
+def breakdown(counts: list[int], platform: Platform) -> dict[str, float]:
+    """Cycles by event class, for the classes that cost something."""
+    units = platform.unit_costs()
+    return {ev.name: units[ev] * counts[ev] for ev in Ev if units[ev] * counts[ev]}

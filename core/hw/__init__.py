@@ -1,0 +1,1 @@
+"""Hardware models. Each owns its state and counts every access it serves."""

@@ -1,0 +1,162 @@
+"""GICv3 hardware: the ICH_*_EL2 hyp interface, the guest's ICV system registers, and the
+host's physical redistributor (the timer PPI's active state lives there)."""
+
+from __future__ import annotations
+
+from ..events import Ev
+from .vcpu_if import V3_LR, ListRegisterFile
+
+ICC_SRE_SRE, ICC_SRE_ENABLE = 1, 1 << 3
+
+
+def vmcr_v3_pack(lrf: ListRegisterFile) -> int:
+    """ICH_VMCR_EL2: VENG0[0] VENG1[1] VEOIM[9] VPMR[31:24], others kept as stored."""
+    return lrf.grpen0 | (lrf.grpen1 << 1) | (lrf.eoimode << 9) | (lrf.pmr << 24) | lrf.vmcr_other
+
+
+def vmcr_v3_unpack(lrf: ListRegisterFile, value: int) -> None:
+    lrf.grpen0 = value & 1
+    lrf.grpen1 = (value >> 1) & 1
+    lrf.eoimode = (value >> 9) & 1
+    lrf.pmr = (value >> 24) & 0xFF
+    lrf.vmcr_other = value & 0x00FC01FC
+
+
+class IchInterface:
+    """ICH_*_EL2 plus the ICC_SRE_EL1/EL2 accesses the hyp code makes around them."""
+
+    def __init__(self, counters: list[int], nr_lr: int = 4, nr_pri_bits: int = 5) -> None:
+        self.c = counters
+        self.lrf = ListRegisterFile(V3_LR, nr_lr, nr_pri_bits)
+        self.nr_lr = nr_lr
+        self.nr_pri_bits = nr_pri_bits
+        self.sre_el2 = ICC_SRE_SRE | ICC_SRE_ENABLE
+        self.sre_el1 = ICC_SRE_SRE  # what EL1 sees: the host's value until the hyp code sets the guest's
+
+    def read_vtr(self) -> int:
+        self.c[Ev.ICH_READ] += 1
+        pri = self.nr_pri_bits - 1
+        return (self.nr_lr - 1) | (pri << 26) | (pri << 29)  # ListRegs, PREbits, PRIbits
+
+    def read_vmcr(self) -> int:
+        self.c[Ev.ICH_READ] += 1
+        return vmcr_v3_pack(self.lrf)
+
+    def write_vmcr(self, value: int) -> None:
+        self.c[Ev.ICH_WRITE] += 1
+        vmcr_v3_unpack(self.lrf, value)
+
+    def read_misr(self) -> int:
+        self.c[Ev.ICH_READ] += 1
+        return self.lrf.misr()
+
+    def read_eisr(self) -> int:
+        self.c[Ev.ICH_READ] += 1
+        return self.lrf.eisr()
+
+    def read_elrsr(self) -> int:
+        self.c[Ev.ICH_READ] += 1
+        return self.lrf.elrsr() | (0xFFFF & ~((1 << self.nr_lr) - 1))
+
+    def write_hcr(self, value: int) -> None:
+        self.c[Ev.ICH_WRITE] += 1
+        self.lrf.hcr = value & 0x7FFFFFF
+        self.lrf.eoicount = (value >> 27) & 0x1F
+
+    def read_lr(self, i: int) -> int:
+        self.c[Ev.ICH_READ] += 1
+        return self.lrf.lr[i]
+
+    def write_lr(self, i: int, value: int) -> None:
+        self.c[Ev.ICH_WRITE] += 1
+        self.lrf.lr[i] = value
+
+    def read_ap0r(self, n: int) -> int:
+        self.c[Ev.ICH_READ] += 1
+        return self.lrf.ap0r[n]
+
+    def write_ap0r(self, n: int, value: int) -> None:
+        self.c[Ev.ICH_WRITE] += 1
+        self.lrf.ap0r[n] = value
+
+    def read_ap1r(self, n: int) -> int:
+        self.c[Ev.ICH_READ] += 1
+        return self.lrf.ap1r[n]
+
+    def write_ap1r(self, n: int, value: int) -> None:
+        self.c[Ev.ICH_WRITE] += 1
+        self.lrf.ap1r[n] = value
+
+    # ICC_SRE_EL1/EL2: system-register-enable controls, accessed from EL2
+    def read_sre_el2(self) -> int:
+        self.c[Ev.ICC_SRE_ACCESS] += 1
+        return self.sre_el2
+
+    def write_sre_el2(self, value: int) -> None:
+        self.c[Ev.ICC_SRE_ACCESS] += 1
+        self.sre_el2 = value
+
+    def write_sre_el1(self, value: int) -> None:
+        self.c[Ev.ICC_SRE_ACCESS] += 1
+        self.sre_el1 = value & ICC_SRE_SRE
+
+
+class IcvInterface:
+    """The guest's ICC_* system registers, served from the ICH state without an exit.
+
+    Only group 1 is used by a GICv3 guest under KVM (every LR KVM writes has Group=1).
+    """
+
+    def __init__(self, counters: list[int], ich: IchInterface) -> None:
+        self.c = counters
+        self.ich = ich
+        self.lrf = ich.lrf
+
+    def read_iar1(self) -> int:
+        self.c[Ev.ICV_READ] += 1
+        return self.lrf.acknowledge(1)
+
+    def write_eoir1(self, value: int) -> None:
+        self.c[Ev.ICV_WRITE] += 1
+        self.lrf.end_of_interrupt(value, 1)
+
+    def read_pmr(self) -> int:
+        self.c[Ev.ICV_READ] += 1
+        return self.lrf.pmr
+
+    def write_pmr(self, value: int) -> None:
+        self.c[Ev.ICV_WRITE] += 1
+        self.lrf.pmr = value & 0xFF & (0xFF << (8 - self.lrf.nr_pri_bits))
+
+    def read_igrpen1(self) -> int:
+        self.c[Ev.ICV_READ] += 1
+        return self.lrf.grpen1
+
+    def write_igrpen1(self, value: int) -> None:
+        self.c[Ev.ICV_WRITE] += 1
+        self.lrf.grpen1 = value & 1
+
+    def read_sre(self) -> int:
+        self.c[Ev.ICV_READ] += 1
+        return self.ich.sre_el1 | 6  # DIB and DFB read as one
+
+
+class GicRedistributor:
+    """The host's physical redistributor for this CPU: SGI frame active state and RWP."""
+
+    def __init__(self, counters: list[int]) -> None:
+        self.c = counters
+        self.active0 = 0
+
+    def write_isactiver0(self, value: int) -> None:
+        self.c[Ev.GICR_WRITE] += 1
+        self.active0 |= value
+
+    def write_icactiver0(self, value: int) -> None:
+        self.c[Ev.GICR_WRITE] += 1
+        self.active0 &= ~value
+
+    def read_ctlr(self) -> int:
+        """GICR_CTLR: RWP (bit 3) reads zero, the write having already taken effect here."""
+        self.c[Ev.GICR_READ] += 1
+        return 0

@@ -1,0 +1,179 @@
+"""The virtual CPU interface: what a guest's GICC_* / ICC_* accesses reach without an exit.
+
+The hyp control interface (GICH on GICv2, ICH_*_EL2 on GICv3) owns the list registers;
+this model reads them the way the GIC does: acknowledge the highest-priority pending
+LR, drop priority and deactivate on EOI. Both LR layouts are supported through a codec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SPURIOUS = 0x3FF
+
+# LR states, as the architecture encodes them in both layouts
+LR_INVALID, LR_PENDING, LR_ACTIVE, LR_PENDING_ACTIVE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class LrCodec:
+    """Field positions of one list-register layout (GICH_LRn or ICH_LRn_EL2)."""
+
+    state_shift: int
+    prio_shift: int
+    prio_bits: int  # bits of priority the LR holds; the low ones are implied zero
+    group_bit: int
+    hw_bit: int
+    eoi_bit: int
+    id_mask: int  # what IAR returns: vINTID (+ source CPU for GICv2-model SGIs)
+
+    def state(self, lr: int) -> int:
+        return (lr >> self.state_shift) & 3
+
+    def with_state(self, lr: int, state: int) -> int:
+        return (lr & ~(3 << self.state_shift)) | (state << self.state_shift)
+
+    def priority(self, lr: int) -> int:
+        mask = (1 << self.prio_bits) - 1
+        return ((lr >> self.prio_shift) & mask) << (8 - self.prio_bits)
+
+    def group(self, lr: int) -> int:
+        return (lr >> self.group_bit) & 1
+
+    def hw(self, lr: int) -> int:
+        return (lr >> self.hw_bit) & 1
+
+    def eoi(self, lr: int) -> int:
+        """The EOI-maintenance request, which only exists when HW is clear."""
+        return 0 if self.hw(lr) else (lr >> self.eoi_bit) & 1
+
+    def is_empty(self, lr: int) -> bool:
+        """ELRSR semantics: invalid, and not waiting for an EOI maintenance interrupt."""
+        return self.state(lr) == LR_INVALID and (self.hw(lr) or not self.eoi(lr))
+
+    def eoi_pending(self, lr: int) -> bool:
+        """EISR semantics: invalid with the EOI bit set and HW clear."""
+        return self.state(lr) == LR_INVALID and not self.hw(lr) and bool(self.eoi(lr))
+
+
+# GICH_LRn: VirtualID[9:0], CPUID[12:10], EOI[19], Priority[27:23], State[29:28], Grp1[30], HW[31]
+V2_LR = LrCodec(state_shift=28, prio_shift=23, prio_bits=5, group_bit=30, hw_bit=31, eoi_bit=19, id_mask=0x1FFF)
+# ICH_LRn_EL2: vINTID[31:0], pINTID[41:32] (EOI at 41), Priority[55:48], Group[60], HW[61], State[63:62]
+V3_LR = LrCodec(state_shift=62, prio_shift=48, prio_bits=8, group_bit=60, hw_bit=61, eoi_bit=41, id_mask=0xFFFFFFFF)
+
+
+class ListRegisterFile:
+    """List registers plus the state the virtual CPU interface keeps beside them.
+
+    Shared by the hyp control interface (which the hypervisor reads and writes) and
+    the virtual CPU interface (which the guest reaches). Derived registers (ELRSR,
+    EISR, MISR) are computed from the LRs when read, as the hardware does.
+    """
+
+    def __init__(self, codec: LrCodec, nr_lr: int, nr_pri_bits: int) -> None:
+        self.codec = codec
+        self.nr_lr = nr_lr
+        self.nr_pri_bits = nr_pri_bits
+        self.lr = [0] * nr_lr
+        self.hcr = 0
+        # the VMCR fields, decoded: kept apart so both VMCR layouts can share them
+        self.pmr = 0  # 8-bit priority mask
+        self.grpen0 = 0
+        self.grpen1 = 0
+        self.eoimode = 0
+        self.vmcr_other = 0  # fields this model stores but does not act on (BPR, AckCtl, ...)
+        self.ap0r = [0] * 4
+        self.ap1r = [0] * 4
+        self.eoicount = 0
+        # what the guest saw: acknowledged IDs and EOIs (for transparency checks)
+        self.acked: dict[int, int] = {}
+        self.eois = 0
+
+    # ---- derived status registers -------------------------------------------------
+    def elrsr(self) -> int:
+        """Bit set for each LR that is invalid and not waiting for an EOI maintenance."""
+        sh, hw, eoi = self.codec.state_shift, 1 << self.codec.hw_bit, 1 << self.codec.eoi_bit
+        out = 0
+        for i, v in enumerate(self.lr):
+            if not (v >> sh) & 3 and (v & hw or not v & eoi):
+                out |= 1 << i
+        return out
+
+    def eisr(self) -> int:
+        """Bit set for each LR that is invalid with EOI set and HW clear."""
+        sh, hw, eoi = self.codec.state_shift, 1 << self.codec.hw_bit, 1 << self.codec.eoi_bit
+        out = 0
+        for i, v in enumerate(self.lr):
+            if v & eoi and not v & hw and not (v >> sh) & 3:
+                out |= 1 << i
+        return out
+
+    def misr(self) -> int:
+        """EOI[0], U[1], LRENP[2], NP[3]: the maintenance conditions this model raises."""
+        sh = self.codec.state_shift
+        hcr = self.hcr
+        misr = 1 if self.eisr() else 0
+        if hcr & 0xE:
+            states = [(v >> sh) & 3 for v in self.lr]
+            if hcr & 2 and sum(1 for st in states if st) <= 1:  # UIE
+                misr |= 2
+            if hcr & 4 and self.eoicount:  # LRENPIE
+                misr |= 4
+            if hcr & 8 and not any(st & LR_PENDING for st in states):  # NPIE
+                misr |= 8
+        return misr
+
+    # ---- the guest side ------------------------------------------------------------
+    def _running_priority(self) -> int:
+        shift = 8 - self.nr_pri_bits
+        best = 0x100
+        for regs in (self.ap0r, self.ap1r):
+            for n, word in enumerate(regs):
+                if word:
+                    low = (word & -word).bit_length() - 1
+                    best = min(best, (n * 32 + low) << shift)
+        return best
+
+    def acknowledge(self, group: int) -> int:
+        """IAR: take the highest-priority deliverable pending LR and make it active."""
+        if not self.hcr & 1:  # En clear: the interface signals nothing
+            return SPURIOUS
+        if not (self.grpen1 if group else self.grpen0):
+            return SPURIOUS
+        codec = self.codec
+        running = self._running_priority()
+        best = -1
+        best_prio = 0x100
+        for i, v in enumerate(self.lr):
+            if codec.state(v) & LR_PENDING and codec.group(v) == group:
+                prio = codec.priority(v)
+                if prio < best_prio:
+                    best, best_prio = i, prio
+        if best < 0 or best_prio >= self.pmr or best_prio >= running:
+            return SPURIOUS
+        v = self.lr[best]
+        self.lr[best] = codec.with_state(v, LR_ACTIVE)
+        bit = best_prio >> (8 - self.nr_pri_bits)
+        regs = self.ap1r if group else self.ap0r
+        regs[bit >> 5] |= 1 << (bit & 31)
+        intid = v & codec.id_mask
+        self.acked[intid] = self.acked.get(intid, 0) + 1
+        return intid
+
+    def end_of_interrupt(self, value: int, group: int) -> None:
+        """EOIR: drop the running priority, then (EOImode 0) deactivate the LR."""
+        self.eois += 1
+        regs = self.ap1r if group else self.ap0r
+        for n, word in enumerate(regs):
+            if word:
+                regs[n] = word & (word - 1)
+                break
+        if self.eoimode:
+            return
+        codec = self.codec
+        intid = value & codec.id_mask
+        for i, v in enumerate(self.lr):
+            if (v & codec.id_mask) == intid and codec.state(v) & LR_ACTIVE:
+                self.lr[i] = codec.with_state(v, codec.state(v) & ~LR_ACTIVE)
+                return
+        self.eoicount += 1  # no LR matched: the hardware counts it for LRENP

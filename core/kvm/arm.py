@@ -1,0 +1,243 @@
+"""The vCPU and its run loop: arch/arm/kvm/arm.c (kvm_arch_vcpu_ioctl_run), the hyp
+world switch of arch/arm64/kvm/hyp/switch.c (__guest_run), and handle_exit.
+
+worldswitch runs the whole round trip inside the Unicorn callback that caught the
+trap, like the hypervisor's exception vector: the exit half of ``__guest_run``, the
+host's sync and ``handle_exit``, then the flush and the entry half. Read
+:meth:`Vcpu.world_switch` top to bottom for the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BudgetExceeded, GuestFault
+from ..events import Ev
+from ..hooks import Hooks
+from ..host import GicV2Irqchip, GicV3Irqchip
+from ..hw.gic_v2 import GicDistributor, GicH, GicV
+from ..hw.gic_v3 import GicRedistributor, IchInterface, IcvInterface
+from . import arch_timer, psci
+from .hyp.vgic_v2_sr import vgic_v2_restore_state, vgic_v2_save_state
+from .hyp.vgic_v3_sr import vgic_v3_restore_state, vgic_v3_save_state
+from .sys_regs import (
+    FindResult,
+    SysRegParams,
+    SysRegTable,
+    find_reg,
+    generic_v8_target_table,
+    load_sys_reg_descs,
+    sysreg_name,
+)
+from .vgic.mmio import MmioRange, vgic_find_range
+from .vgic.vgic import VgicDist, VgicV2Cpu, VgicV3Cpu
+from .vgic.vgic_v2_emul import vgic_dist_ranges
+from .vgic.vgic_v3_emul import vgic_redist_ranges, vgic_v3_dist_ranges
+
+if TYPE_CHECKING:
+    from ..platform import Platform
+
+# __sysreg_save_state / __sysreg_restore_state move 22 EL1 system registers plus
+# SP_EL0, ELR_EL2, SPSR_EL2, SP_EL1, ELR_EL1 and SPSR_EL1; each half of the round trip
+# saves one context and restores the other.
+EL1_CONTEXT_REGS = 28
+# __timer_save_state: R CNTV_CTL, R CNTV_CVAL, W CNTV_CTL, R/W CNTHCTL;
+# __timer_restore_state: R/W CNTHCTL, W CNTVOFF, W CNTV_CVAL, W CNTV_CTL.
+TIMER_SAVE_ACCESSES = 5
+TIMER_RESTORE_ACCESSES = 5
+
+GICD_BASE = 0x3FFF0000
+GICD_SIZE = 0x10000
+
+
+class Vcpu:
+    """struct kvm_vcpu with the hardware it runs on.
+
+    Built from a platform profile: the host GIC decides the hyp interface (GICH or
+    ICH_*_EL2) and the host irqchip driver; the guest GIC decides what the guest sees
+    (GICC through GICV, or ICC through ICV) and which vgic emulation serves it.
+    """
+
+    def __init__(self, platform: Platform, counters: list[int], hooks: Hooks, redist_base: int) -> None:
+        self.platform = platform
+        self.c = counters
+        self.hooks = hooks
+        self.exits: dict[int, int] = {}
+        self.sys_regs: dict[str, int] = {}
+        self.counter = 0  # the virtual counter (CNTVCT), in simulated time
+        self.timer = arch_timer.ArchTimerCpu()
+        self.system_event = 0  # set when the guest asked for SYSTEM_OFF / SYSTEM_RESET
+        self.redist_base = redist_base
+        self.max_exits = 1 << 62
+        self.target_table = generic_v8_target_table()
+        self.sys_reg_descs = load_sys_reg_descs()
+        self._search_cache: dict[tuple[int, Any], FindResult] = {}
+        self.gicv: GicV | None = None
+        self.icv: IcvInterface | None = None
+        nr_lr, pri = platform.nr_lr, platform.nr_pri_bits
+        if platform.host_gic == 2:
+            self.gich = GicH(counters, nr_lr)
+            self.hyp_if: Any = self.gich
+            self.vgic_cpu: Any = VgicV2Cpu(nr_lr)
+            self.vgic_save: Callable[..., None] = vgic_v2_save_state
+            self.vgic_restore: Callable[..., None] = vgic_v2_restore_state
+            self.host_irqchip: Any = GicV2Irqchip(counters, GicDistributor(counters))
+            self.gicv = GicV(counters, self.gich.lrf)
+        else:
+            self.ich = IchInterface(counters, nr_lr, pri)
+            self.hyp_if = self.ich
+            self.vgic_cpu = VgicV3Cpu(nr_lr, pri, vgic_sre=1 if platform.guest_gic == 3 else 0)
+            self.vgic_save = vgic_v3_save_state
+            self.vgic_restore = vgic_v3_restore_state
+            self.host_irqchip = GicV3Irqchip(counters, GicRedistributor(counters))
+            if platform.guest_gic == 3:
+                self.icv = IcvInterface(counters, self.ich)
+            else:
+                self.gicv = GicV(counters, self.ich.lrf)
+        self.dist = VgicDist(counters, self.vgic_cpu, platform.guest_gic)
+        if platform.guest_gic == 2:
+            self.dist_ranges: list[MmioRange] = vgic_dist_ranges()
+            hooks.call_setup("vgic_v2_dist_ranges", ranges=self.dist_ranges)
+            self.redist_ranges: list[MmioRange] = []
+        else:
+            self.dist_ranges = vgic_v3_dist_ranges()
+            self.redist_ranges = vgic_redist_ranges()
+
+    # ---- the round trip ----------------------------------------------------------------
+    def world_switch(self, esr: int, handler: Callable[..., int], *args: Any) -> bool:
+        """One exit, its handling, and the re-entry. False when the exit goes to userspace."""
+        c = self.c
+        hooks = self.hooks
+        # __guest_run, exit half: guest context saved, host context restored
+        c[Ev.WORLD_SWITCH] += 1
+        if c[Ev.WORLD_SWITCH] > self.max_exits:
+            raise BudgetExceeded(f"exit budget of {self.max_exits} exits exhausted before the guest finished")
+        c[Ev.EL1_SYSREG_SAVE] += EL1_CONTEXT_REGS
+        c[Ev.EL1_SYSREG_RESTORE] += EL1_CONTEXT_REGS
+        c[Ev.TIMER_SYSREG] += TIMER_SAVE_ACCESSES
+        self.vgic_save(self.vgic_cpu, self.hyp_if, hooks)
+        ec = esr >> 26
+        self.exits[ec] = self.exits.get(ec, 0) + 1
+        # kvm_arch_vcpu_ioctl_run, back in the host
+        arch_timer.kvm_timer_sync_hwstate(self)
+        self.dist.sync_hwstate()
+        if hooks.ws_guest_exit:
+            hooks.ws_guest_exit(self, esr)
+        if handler(*args) <= 0:
+            return False
+        # the next iteration of the run loop: flush, then __guest_run's entry half
+        arch_timer.kvm_timer_flush_hwstate(self)
+        self.dist.flush_hwstate()
+        self.vgic_restore(self.vgic_cpu, self.hyp_if, hooks)
+        c[Ev.TIMER_SYSREG] += TIMER_RESTORE_ACCESSES
+        c[Ev.EL1_SYSREG_SAVE] += EL1_CONTEXT_REGS
+        c[Ev.EL1_SYSREG_RESTORE] += EL1_CONTEXT_REGS
+        if hooks.ws_guest_enter:
+            hooks.ws_guest_enter(self)
+        return True
+
+    def first_entry(self) -> None:
+        """vcpu_load and the first KVM_RUN: the entry half alone."""
+        self.hooks.call_setup("ws_vcpu_init", vcpu=self)
+        arch_timer.kvm_timer_flush_hwstate(self)
+        self.dist.flush_hwstate()
+        self.vgic_restore(self.vgic_cpu, self.hyp_if, self.hooks)
+
+    def vcpu_put(self) -> None:
+        """kvm_arch_vcpu_put: patch 6 drops its cache here."""
+        self.hooks.call_setup("kvm_timer_vcpu_put", timer=self.timer)
+
+    # ---- handle_exit and the handlers, by exception class --------------------------------
+    def handle_hvc(self, regs: list[int]) -> int:
+        """handle_hvc -> kvm_psci_call. ``regs`` is [x0, x1]; x0 is updated in place."""
+        self.c[Ev.PSCI_CALL] += 1
+        if self.hooks.ws_hvc:
+            self.hooks.ws_hvc(self, regs[0])
+        ret, x0, event = psci.kvm_psci_0_2_call(regs[0], regs[1])
+        if x0 is not None:
+            regs[0] = x0
+        if not ret:
+            self.system_event = event
+        return ret
+
+    def handle_sys64(self, p: SysRegParams) -> int:
+        """kvm_handle_sys_reg -> emulate_sys_reg."""
+        self.c[Ev.SYSREG_TRAP] += 1
+        if self.hooks.ws_sysreg_trap:
+            self.hooks.ws_sysreg_trap(self, p)
+        r = self.find_reg(p, self.target_table)
+        if r is None:
+            r = self.find_reg(p, self.sys_reg_descs)
+        if r is None:
+            raise GuestFault(
+                f"unsupported guest sys_reg access: {'write' if p.is_write else 'read'} of "
+                f"{sysreg_name(*p.key)} (not in {self.target_table.name} nor sys_reg_descs; "
+                "KVM would inject UNDEF)"
+            )
+        r.access(self, p, r)
+        return 1
+
+    def find_reg(self, p: SysRegParams, table: SysRegTable) -> Any:
+        """find_reg through the kvm_find_sys_reg hook, memoised per (table, key)."""
+        cache_key = (id(table), p.key)
+        res = self._search_cache.get(cache_key)
+        if res is None:
+            hook = self.hooks.kvm_find_sys_reg
+            res = (hook(p, table) if hook else None) or find_reg(p, table)
+            self._search_cache[cache_key] = res
+        c = self.c
+        for ev, n in res.costs:
+            c[ev] += n
+        return res.entry
+
+    def handle_dabt(self, addr: int, is_write: bool, size: int, value: int, out: list[int]) -> int:
+        """kvm_handle_guest_abort -> io_mem_abort -> kvm_io_bus -> vgic_handle_mmio_access.
+
+        The value read is returned in ``out[0]``."""
+        self.c[Ev.MMIO_ABORT] += 1
+        if self.hooks.ws_mmio_trap:
+            self.hooks.ws_mmio_trap(self, addr, is_write, size, value)
+        if GICD_BASE <= addr < GICD_BASE + GICD_SIZE:
+            ranges, offset, what = self.dist_ranges, addr - GICD_BASE, "distributor"
+        elif self.redist_ranges and self.redist_base <= addr < self.redist_base + 0x20000:
+            ranges, offset, what = self.redist_ranges, addr - self.redist_base, "redistributor"
+        else:
+            raise GuestFault(f"guest {'write' if is_write else 'read'} at 0x{addr:x} hits no emulated device")
+        cache_key = (id(ranges), offset, size)
+        hit = self._search_cache.get(cache_key)
+        if hit is None:
+            rng, tested = vgic_find_range(ranges, offset, size)
+            hit = FindResult(rng, ((Ev.MMIO_RANGE_TEST, tested),))
+            self._search_cache[cache_key] = hit
+        self.c[Ev.MMIO_RANGE_TEST] += hit.costs[0][1]
+        rng = hit.entry
+        if rng is None:
+            raise GuestFault(
+                f"unhandled MMIO {'write' if is_write else 'read'} of size {size} at vgic {what} "
+                f"offset 0x{offset:x} (0x{addr:x}): no register there"
+            )
+        out[0] = rng.handle(self.dist, offset - rng.base, is_write, value, size) & ((1 << (8 * size)) - 1)
+        return 1
+
+    def handle_wfx(self) -> int:
+        """kvm_handle_wfx -> kvm_vcpu_block: returns once the vCPU has something to take."""
+        self.c[Ev.WFX] += 1
+        if self.hooks.ws_wfi:
+            self.hooks.ws_wfi(self)
+        if self.dist.has_pending():
+            return 1
+        timer = self.timer
+        ctl = timer.cntv_ctl
+        if ctl & arch_timer.CNTV_CTL_ENABLE and not ctl & arch_timer.CNTV_CTL_IMASK:
+            # idle until the deadline: simulated time jumps, no host time is involved
+            self.counter = max(self.counter, timer.cntv_cval)
+            arch_timer.kvm_timer_update_state(self)
+            return 1
+        raise GuestFault(
+            "guest waits in WFI with no interrupt pending and no timer armed: it would block forever"
+        )
+
+    def exits_by_reason(self) -> dict[int, int]:
+        return dict(self.exits)
+

@@ -1,0 +1,207 @@
+"""The v4.5 ("old") vgic: distributor state, and the flush/sync of the in-memory list
+registers around each guest entry (virt/kvm/arm/vgic.c).
+
+Only memory is touched here. The hyp code (:mod:`..hyp.vgic_v2_sr`, :mod:`..hyp.vgic_v3_sr`)
+moves the in-memory LRs to and from the hardware.
+"""
+
+from __future__ import annotations
+
+from ...events import Ev
+
+VGIC_NR_PRIVATE_IRQS = 32
+VGIC_NR_SGIS = 16
+NR_IRQS = 64  # private interrupts plus one block of SPIs: enough for these guests
+
+# in-memory LR state bits (the architectural values, both layouts)
+LR_STATE_PENDING, LR_STATE_ACTIVE = 1, 2
+
+
+class VgicV2Cpu:
+    """struct vgic_v2_cpu_if: the GICH shadow the hyp code saves into and restores from."""
+
+    def __init__(self, nr_lr: int) -> None:
+        self.nr_lr = nr_lr
+        self.all_lrs = (1 << nr_lr) - 1
+        self.vgic_hcr = 1  # GICH_HCR_EN, set by vgic_v2_enable
+        self.vgic_vmcr = 0
+        self.vgic_misr = 0
+        self.vgic_eisr = 0
+        self.vgic_elrsr = (1 << 64) - 1
+        self.vgic_apr = 0
+        self.vgic_lr = [0] * nr_lr
+        self.live_lrs = 0  # the field patch 7 adds; only plugins give it meaning
+
+    # LR layout helpers for the generic code
+    state_shift = 28
+    eoi_bit = 1 << 19
+
+    def build_lr(self, irq: int, source: int, state: int, eoi: bool) -> int:
+        return irq | (source << 10) | (state << 28) | (self.eoi_bit if eoi else 0)
+
+    def lr_irq(self, lr: int) -> int:
+        return lr & 0x3FF
+
+
+class VgicV3Cpu:
+    """struct vgic_v3_cpu_if: the ICH shadow, with the guest's view of ICC_SRE_EL1."""
+
+    def __init__(self, nr_lr: int, nr_pri_bits: int, vgic_sre: int) -> None:
+        self.nr_lr = nr_lr
+        self.all_lrs = (1 << nr_lr) - 1
+        self.nr_pri_bits = nr_pri_bits
+        self.vgic_sre = vgic_sre  # 1 for a GICv3 guest, 0 for a GICv2 guest on this host
+        self.vgic_hcr = 1  # ICH_HCR_EN
+        self.vgic_vmcr = 0
+        self.vgic_misr = 0
+        self.vgic_eisr = 0
+        self.vgic_elrsr = 0xFFFF
+        self.vgic_ap0r = [0] * 4
+        self.vgic_ap1r = [0] * 4
+        self.vgic_lr = [0] * nr_lr
+        self.live_lrs = 0
+
+    state_shift = 62
+    eoi_bit = 1 << 41
+
+    def build_lr(self, irq: int, source: int, state: int, eoi: bool) -> int:
+        lr = irq | (state << 62) | (self.eoi_bit if eoi else 0)
+        if self.vgic_sre:
+            lr |= 1 << 60  # a GICv3 guest's interrupts are Group 1
+        else:
+            lr |= source << 10  # the GICv2 model reports the SGI source in the ID
+        return lr
+
+    def lr_irq(self, lr: int) -> int:
+        return lr & 0x3FF
+
+
+class VgicDist:
+    """struct vgic_dist for one vCPU, with the in-memory LR bookkeeping of struct vgic_cpu."""
+
+    def __init__(self, counters: list[int], vgic_cpu: VgicV2Cpu | VgicV3Cpu, model: int) -> None:
+        self.c = counters
+        self.cpu = vgic_cpu
+        self.model = model  # 2 or 3: the GIC the guest sees
+        self.enabled = 0  # GICD_CTLR enable
+        self.irq_enabled = 0  # bit per interrupt
+        self.irq_pending = 0
+        self.irq_level = 0
+        self.irq_active = 0
+        self.irq_cfg_edge = 0xFFFF  # SGIs are edge; everything else level until configured
+        self.priority = bytearray(NR_IRQS)
+        self.targets = bytearray(NR_IRQS)
+        self.irq_sgi_sources = [0] * VGIC_NR_SGIS
+        self.lr_used = 0
+        self.irq_lr_map: dict[int, int] = {}
+        self.pending_on_cpu = False
+
+    # ---- state changes from the distributor emulation -----------------------------
+    def update_state(self) -> None:
+        """vgic_update_state: does this vCPU have something to take?"""
+        self.pending_on_cpu = bool(self.enabled and self.irq_pending & self.irq_enabled)
+
+    def dispatch_sgi(self, sgi: int, source: int, targets: int) -> None:
+        """vgic_dispatch_sgi / vgic_v3_dispatch_sgi, after the target list is decoded."""
+        self.c[Ev.VGIC_DISPATCH_SGI] += 1
+        if targets & 1:  # this model has one vCPU: only CPU 0 can be hit
+            self.irq_sgi_sources[sgi] |= 1 << source
+            self.irq_pending |= 1 << sgi
+        self.update_state()
+
+    def inject_level(self, irq: int, level: bool) -> None:
+        """kvm_vgic_inject_irq for a level-sensitive line (the timer's)."""
+        bit = 1 << irq
+        if level:
+            self.irq_level |= bit
+            self.irq_pending |= bit
+        else:
+            self.irq_level &= ~bit
+            self.irq_pending &= ~bit
+        self.update_state()
+
+    def irq_is_active(self, irq: int) -> bool:
+        """kvm_vgic_map_is_active: active in the distributor or in an in-memory LR."""
+        if (self.irq_active >> irq) & 1:
+            return True
+        lr = self.irq_lr_map.get(irq)
+        return lr is not None and bool((self.cpu.vgic_lr[lr] >> self.cpu.state_shift) & LR_STATE_ACTIVE)
+
+    def has_pending(self) -> bool:
+        """kvm_vgic_vcpu_pending_irq: something in the distributor or in an LR to deliver."""
+        if self.pending_on_cpu:
+            return True
+        shift = self.cpu.state_shift
+        return any((lr >> shift) & LR_STATE_PENDING for lr in self.cpu.vgic_lr)
+
+    # ---- around the world switch -------------------------------------------------
+    def queue_irq(self, source: int, irq: int) -> bool:
+        """vgic_queue_irq: put (irq, source) in an LR; False when no LR is free."""
+        cpu = self.cpu
+        lr = self.irq_lr_map.get(irq)
+        if lr is not None and ((cpu.vgic_lr[lr] >> 10) & 7) == source:
+            cpu.vgic_lr[lr] |= LR_STATE_PENDING << cpu.state_shift
+            self.c[Ev.VGIC_QUEUE_IRQ] += 1
+            return True
+        free = ~self.lr_used & cpu.all_lrs
+        if not free:
+            return False
+        lr = (free & -free).bit_length() - 1
+        level = not (self.irq_cfg_edge >> irq) & 1
+        cpu.vgic_lr[lr] = cpu.build_lr(irq, source, LR_STATE_PENDING, eoi=level)
+        cpu.vgic_elrsr &= ~(1 << lr)
+        self.lr_used |= 1 << lr
+        self.irq_lr_map[irq] = lr
+        self.c[Ev.VGIC_QUEUE_IRQ] += 1
+        return True
+
+    def flush_hwstate(self) -> None:
+        """__kvm_vgic_flush_hwstate: move pending interrupts into free in-memory LRs."""
+        if not self.pending_on_cpu:
+            return
+        overflow = False
+        todo = self.irq_pending & self.irq_enabled
+        while todo:
+            irq = (todo & -todo).bit_length() - 1
+            todo &= todo - 1
+            if irq < VGIC_NR_SGIS:
+                sources = self.irq_sgi_sources[irq]
+                while sources:
+                    src = (sources & -sources).bit_length() - 1
+                    if not self.queue_irq(src, irq):
+                        overflow = True
+                        break
+                    sources &= sources - 1
+                self.irq_sgi_sources[irq] = sources
+                if not sources:
+                    self.irq_pending &= ~(1 << irq)
+            elif self.queue_irq(0, irq):
+                if (self.irq_cfg_edge >> irq) & 1:
+                    self.irq_pending &= ~(1 << irq)
+            else:
+                overflow = True
+        cpu = self.cpu
+        if overflow:
+            cpu.vgic_hcr |= 2  # underflow maintenance interrupt: tell us when LRs drain
+        else:
+            cpu.vgic_hcr &= ~2
+            self.pending_on_cpu = False
+        if overflow:
+            self.pending_on_cpu = True
+
+    def sync_hwstate(self) -> None:
+        """__kvm_vgic_sync_hwstate: retire the LRs the hardware reports empty."""
+        cpu = self.cpu
+        empty = cpu.vgic_elrsr & self.lr_used
+        if empty:
+            lrs = cpu.vgic_lr
+            while empty:
+                lr = (empty & -empty).bit_length() - 1
+                empty &= empty - 1
+                self.lr_used &= ~(1 << lr)
+                self.irq_lr_map.pop(cpu.lr_irq(lrs[lr]), None)
+                self.c[Ev.VGIC_LR_SYNC] += 1
+        if cpu.vgic_misr & 2:  # underflow: the flush will refill
+            cpu.vgic_hcr &= ~2
+        if self.irq_pending & self.irq_enabled and self.enabled:
+            self.pending_on_cpu = True

@@ -1,0 +1,1 @@
+"""Patch 6: the arch timer's active-state cache."""
