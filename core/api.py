@@ -99,8 +99,8 @@ def run_guest(
             from .aarch32 import Machine32 as MachineCls
             from .aarch32 import Vcpu32 as VcpuCls
         else:
-            from .machine import Machine as MachineCls
             from .machine import REDIST_DEFAULT
+            from .machine import Machine as MachineCls
             VcpuCls = Vcpu
         base = redist_base if redist_base is not None else 0x3FBF0000
         from .machine import load_image
@@ -127,14 +127,15 @@ def run_guest(
         raise BudgetExceeded(f"guest {name} did not finish within the {timeout:g} s time budget")
     from .cost import cycles
 
-    iterations = sum(vcpu.exits.values())
+    exits = vcpu.exits_by_reason()
+    iterations = sum(exits.values())
     total = cycles(counters, pf)
     lrf = getattr(vcpu.hyp_if, "lrf", None)
     visible = {
         "registers": machine.guest_registers(),
         "acked": {str(k): v for k, v in sorted((lrf.acked if lrf else {}).items())},
         "eois": lrf.eois if lrf else 0,
-        "exits": {EXIT_NAMES.get(k, hex(k)): v for k, v in sorted(vcpu.exits.items())},
+        "exits": {EXIT_NAMES.get(k, hex(k)): v for k, v in sorted(exits.items())},
         "system_event": vcpu.system_event,
     }
     return RunResult(

@@ -73,13 +73,13 @@ class Hooks:
     vgic_v2_lrs_to_save: Callable[..., Any] | None = None
     vgic_v2_save_maint_int_state: Callable[..., Any] | None = None
     vgic_v2_save_elrsr: Callable[..., Any] | None = None
-    vgic_v2_lr_needs_read: Callable[..., Any] | None = None
-    vgic_v2_wipe_lr_on_exit: Callable[..., Any] | None = None
+    vgic_v2_lrs_to_read: Callable[..., Any] | None = None
+    vgic_v2_lrs_to_wipe: Callable[..., Any] | None = None
     vgic_v2_lrs_to_restore: Callable[..., Any] | None = None
     vgic_v3_lrs_to_save: Callable[..., Any] | None = None
     vgic_v3_save_maint_int_state: Callable[..., Any] | None = None
-    vgic_v3_lr_needs_read: Callable[..., Any] | None = None
-    vgic_v3_wipe_lr_on_exit: Callable[..., Any] | None = None
+    vgic_v3_lrs_to_read: Callable[..., Any] | None = None
+    vgic_v3_lrs_to_wipe: Callable[..., Any] | None = None
     vgic_v3_lrs_to_restore: Callable[..., Any] | None = None
     vgic_v3_save_ap0rn: Callable[..., Any] | None = None
     ws_guest_exit: Callable[..., Any] | None = None

@@ -105,14 +105,16 @@ def vgic_v2_save_elrsr(vgic_cpu: Any, gich: Any) -> bool | None:
 
 
 @hookspec(firstresult=True)
-def vgic_v2_lr_needs_read(vgic_cpu: Any, lr: int) -> bool | None:
-    """Must saved LR ``lr`` be read from GICH? False: only clear its state in memory
-    (patch 10: not when ELRSR says it is empty)."""
+def vgic_v2_lrs_to_read(vgic_cpu: Any, lrs: int) -> int | None:
+    """Of the LRs being saved (``lrs``), the bitmask that must be read back from GICH.
+    Vanilla: all of them. The others only get their state cleared in memory (patch 10:
+    not those ELRSR reports empty)."""
 
 
 @hookspec(firstresult=True)
-def vgic_v2_wipe_lr_on_exit(vgic_cpu: Any, lr: int) -> bool | None:
-    """Write 0 to saved LR ``lr`` on exit? (patch 11)."""
+def vgic_v2_lrs_to_wipe(vgic_cpu: Any, lrs: int) -> int | None:
+    """Of the LRs being saved, the bitmask to zero in GICH on exit. Vanilla: none
+    (patch 11: all of them, so the entry need not write the unused ones)."""
 
 
 @hookspec(firstresult=True)
@@ -133,13 +135,13 @@ def vgic_v3_save_maint_int_state(vgic_cpu: Any, ich: Any, lrs: int) -> bool | No
 
 
 @hookspec(firstresult=True)
-def vgic_v3_lr_needs_read(vgic_cpu: Any, lr: int) -> bool | None:
-    """As ``vgic_v2_lr_needs_read``, with ICH_ELRSR_EL2 (patch 15)."""
+def vgic_v3_lrs_to_read(vgic_cpu: Any, lrs: int) -> int | None:
+    """As ``vgic_v2_lrs_to_read``, with ICH_ELRSR_EL2 (patch 15)."""
 
 
 @hookspec(firstresult=True)
-def vgic_v3_wipe_lr_on_exit(vgic_cpu: Any, lr: int) -> bool | None:
-    """As ``vgic_v2_wipe_lr_on_exit`` (patch 16)."""
+def vgic_v3_lrs_to_wipe(vgic_cpu: Any, lrs: int) -> int | None:
+    """As ``vgic_v2_lrs_to_wipe`` (patch 16)."""
 
 
 @hookspec(firstresult=True)
@@ -194,13 +196,13 @@ PER_TRAP_HOOKS = (
     "vgic_v2_lrs_to_save",
     "vgic_v2_save_maint_int_state",
     "vgic_v2_save_elrsr",
-    "vgic_v2_lr_needs_read",
-    "vgic_v2_wipe_lr_on_exit",
+    "vgic_v2_lrs_to_read",
+    "vgic_v2_lrs_to_wipe",
     "vgic_v2_lrs_to_restore",
     "vgic_v3_lrs_to_save",
     "vgic_v3_save_maint_int_state",
-    "vgic_v3_lr_needs_read",
-    "vgic_v3_wipe_lr_on_exit",
+    "vgic_v3_lrs_to_read",
+    "vgic_v3_lrs_to_wipe",
     "vgic_v3_lrs_to_restore",
     "vgic_v3_save_ap0rn",
     "ws_guest_exit",

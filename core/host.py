@@ -4,7 +4,7 @@ irq-gic / irq-gic-v3 drivers)."""
 
 from __future__ import annotations
 
-from .events import Ev
+from .events import IRQCHIP_STATE_CALL
 from .hw.gic_v2 import GicDistributor
 from .hw.gic_v3 import GicRedistributor
 
@@ -17,7 +17,7 @@ class GicV2Irqchip:
         self.gicd = gicd
 
     def irq_set_irqchip_state(self, irq: int, active: bool) -> None:
-        self.c[Ev.IRQCHIP_STATE_CALL] += 1
+        self.c[IRQCHIP_STATE_CALL] += 1
         if active:
             self.gicd.write_isactiver(irq // 32, 1 << (irq % 32))
         else:
@@ -33,7 +33,7 @@ class GicV3Irqchip:
         self.gicr = gicr
 
     def irq_set_irqchip_state(self, irq: int, active: bool) -> None:
-        self.c[Ev.IRQCHIP_STATE_CALL] += 1
+        self.c[IRQCHIP_STATE_CALL] += 1
         if active:
             self.gicr.write_isactiver0(1 << irq)
         else:

@@ -328,7 +328,7 @@ class Machine:
     def _on_intr(self, uch: Any, intno: int, ud: Any) -> None:
         try:
             regs = self.regs
-            if intno != EXCP_HVC:
+            if intno != EXCP_HVC:  # pragma: no cover - exercised by the error tests
                 pc = regs.read(a64.UC_ARM64_REG_PC)
                 what = {EXCP_UDEF: "an undefined instruction", EXCP_SMC: "an SMC"}.get(intno, f"exception {intno}")
                 raise GuestFault(f"guest executed {what} at pc 0x{pc:x}; worldswitch does not model that")

@@ -7,7 +7,7 @@ accesses are the world switch's cost, GICV accesses are the guest's (no exit).
 
 from __future__ import annotations
 
-from ..events import Ev
+from ..events import GICD_READ, GICD_WRITE, GICH_READ, GICH_WRITE, GICV_READ, GICV_WRITE
 from .vcpu_if import V2_LR, ListRegisterFile
 
 # GICH register offsets
@@ -23,23 +23,10 @@ GICC_RPR, GICC_HPPIR, GICC_APR0, GICC_IIDR, GICC_DIR = 0x14, 0x18, 0xD0, 0xFC, 0
 GICD_ISACTIVER0, GICD_ICACTIVER0 = 0x300, 0x380
 
 
-def vmcr_v2_pack(lrf: ListRegisterFile) -> int:
-    """GICH_VMCR: Grp0En[0] Grp1En[1] EOImode[9] PriMask[31:27], others kept as stored."""
-    return (
-        lrf.grpen0 | (lrf.grpen1 << 1) | (lrf.eoimode << 9) | ((lrf.pmr >> 3) << 27) | lrf.vmcr_other
-    )
-
-
-def vmcr_v2_unpack(lrf: ListRegisterFile, value: int) -> None:
-    lrf.grpen0 = value & 1
-    lrf.grpen1 = (value >> 1) & 1
-    lrf.eoimode = (value >> 9) & 1
-    lrf.pmr = ((value >> 27) & 0x1F) << 3
-    lrf.vmcr_other = value & 0x07FC01FC
-
-
 class GicH:
     """The GICv2 virtual interface control registers (GICH), memory-mapped, hyp only."""
+
+    DESCENDING = False  # vgic-v2-sr.c walks the LRs upwards
 
     def __init__(self, counters: list[int], nr_lr: int = 4) -> None:
         self.c = counters
@@ -48,54 +35,79 @@ class GicH:
 
     # Accessors named after the registers: the save/restore code reads like the kernel's.
     def read_vtr(self) -> int:
-        self.c[Ev.GICH_READ] += 1
+        self.c[GICH_READ] += 1
         return (self.nr_lr - 1) | (4 << 26) | (4 << 29)  # ListRegs, PREbits, PRIbits (5 bits)
 
     def read_vmcr(self) -> int:
-        self.c[Ev.GICH_READ] += 1
-        return vmcr_v2_pack(self.lrf)
+        self.c[GICH_READ] += 1
+        return self.lrf.vmcr
 
     def write_vmcr(self, value: int) -> None:
-        self.c[Ev.GICH_WRITE] += 1
-        vmcr_v2_unpack(self.lrf, value)
+        self.c[GICH_WRITE] += 1
+        self.lrf.vmcr = value & 0xFFFFFFFF
 
     def read_misr(self) -> int:
-        self.c[Ev.GICH_READ] += 1
+        self.c[GICH_READ] += 1
         return self.lrf.misr()
 
     def read_eisr(self, n: int) -> int:
-        self.c[Ev.GICH_READ] += 1
+        self.c[GICH_READ] += 1
         return (self.lrf.eisr() >> (32 * n)) & 0xFFFFFFFF
 
     def read_elrsr(self, n: int) -> int:
-        self.c[Ev.GICH_READ] += 1
+        self.c[GICH_READ] += 1
         # bits for LRs that are not implemented read as 1 ("empty")
         full = self.lrf.elrsr() | ~((1 << self.nr_lr) - 1)
         return (full >> (32 * n)) & 0xFFFFFFFF
 
     def read_apr(self) -> int:
-        self.c[Ev.GICH_READ] += 1
+        self.c[GICH_READ] += 1
         return self.lrf.ap0r[0]
 
     def write_apr(self, value: int) -> None:
-        self.c[Ev.GICH_WRITE] += 1
+        self.c[GICH_WRITE] += 1
         self.lrf.ap0r[0] = value
 
     def read_hcr(self) -> int:
-        self.c[Ev.GICH_READ] += 1
+        self.c[GICH_READ] += 1
         return self.lrf.hcr | (self.lrf.eoicount << 27)
 
     def write_hcr(self, value: int) -> None:
-        self.c[Ev.GICH_WRITE] += 1
+        self.c[GICH_WRITE] += 1
         self.lrf.hcr = value & 0x7FFFFFF
         self.lrf.eoicount = (value >> 27) & 0x1F
 
+    # Several LRs in one call: each LR is still one counted access, in the kernel's
+    # order (the hot path only saves the Python call per register).
+    def read_lrs(self, mask: int, dest: list[int]) -> None:
+        """Read the LRs in ``mask`` into ``dest``."""
+        lr = self.lrf.lr
+        for i in range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr):
+            if (mask >> i) & 1:
+                dest[i] = lr[i]
+                self.c[GICH_READ] += 1
+
+    def write_lrs(self, mask: int, values: list[int], live: int) -> None:
+        """Write the LRs in ``mask``: the value for a live one, zero otherwise."""
+        lr = self.lrf.lr
+        for i in range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr):
+            if (mask >> i) & 1:
+                lr[i] = values[i] if (live >> i) & 1 else 0
+                self.c[GICH_WRITE] += 1
+
+    def zero_lrs(self, mask: int) -> None:
+        lr = self.lrf.lr
+        for i in range(self.nr_lr):
+            if (mask >> i) & 1:
+                lr[i] = 0
+                self.c[GICH_WRITE] += 1
+
     def read_lr(self, i: int) -> int:
-        self.c[Ev.GICH_READ] += 1
+        self.c[GICH_READ] += 1
         return self.lrf.lr[i]
 
     def write_lr(self, i: int, value: int) -> None:
-        self.c[Ev.GICH_WRITE] += 1
+        self.c[GICH_WRITE] += 1
         self.lrf.lr[i] = value & 0xFFFFFFFF
 
 
@@ -112,7 +124,7 @@ class GicV:
 
     def read(self, offset: int) -> int | None:
         """A 32-bit guest read; None for an offset this model does not implement."""
-        self.c[Ev.GICV_READ] += 1
+        self.c[GICV_READ] += 1
         lrf = self.lrf
         if offset == GICC_IAR:
             return lrf.acknowledge(0)
@@ -132,7 +144,7 @@ class GicV:
 
     def write(self, offset: int, value: int) -> bool:
         """A 32-bit guest write; False for an offset this model does not implement."""
-        self.c[Ev.GICV_WRITE] += 1
+        self.c[GICV_WRITE] += 1
         lrf = self.lrf
         if offset == GICC_EOIR:
             lrf.end_of_interrupt(value, 0)
@@ -157,13 +169,13 @@ class GicDistributor:
         self.active = [0] * 32  # ISACTIVERn / ICACTIVERn bit arrays
 
     def write_isactiver(self, n: int, value: int) -> None:
-        self.c[Ev.GICD_WRITE] += 1
+        self.c[GICD_WRITE] += 1
         self.active[n] |= value
 
     def write_icactiver(self, n: int, value: int) -> None:
-        self.c[Ev.GICD_WRITE] += 1
+        self.c[GICD_WRITE] += 1
         self.active[n] &= ~value
 
     def read_isactiver(self, n: int) -> int:
-        self.c[Ev.GICD_READ] += 1
+        self.c[GICD_READ] += 1
         return self.active[n]

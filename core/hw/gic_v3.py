@@ -3,27 +3,16 @@ host's physical redistributor (the timer PPI's active state lives there)."""
 
 from __future__ import annotations
 
-from ..events import Ev
+from ..events import GICR_READ, GICR_WRITE, ICC_SRE_ACCESS, ICH_READ, ICH_WRITE, ICV_READ, ICV_WRITE
 from .vcpu_if import V3_LR, ListRegisterFile
 
 ICC_SRE_SRE, ICC_SRE_ENABLE = 1, 1 << 3
 
 
-def vmcr_v3_pack(lrf: ListRegisterFile) -> int:
-    """ICH_VMCR_EL2: VENG0[0] VENG1[1] VEOIM[9] VPMR[31:24], others kept as stored."""
-    return lrf.grpen0 | (lrf.grpen1 << 1) | (lrf.eoimode << 9) | (lrf.pmr << 24) | lrf.vmcr_other
-
-
-def vmcr_v3_unpack(lrf: ListRegisterFile, value: int) -> None:
-    lrf.grpen0 = value & 1
-    lrf.grpen1 = (value >> 1) & 1
-    lrf.eoimode = (value >> 9) & 1
-    lrf.pmr = (value >> 24) & 0xFF
-    lrf.vmcr_other = value & 0x00FC01FC
-
-
 class IchInterface:
     """ICH_*_EL2 plus the ICC_SRE_EL1/EL2 accesses the hyp code makes around them."""
+
+    DESCENDING = True  # vgic-v3-sr.c's fall-through switch runs from max_lr_idx down
 
     def __init__(self, counters: list[int], nr_lr: int = 4, nr_pri_bits: int = 5) -> None:
         self.c = counters
@@ -34,70 +23,111 @@ class IchInterface:
         self.sre_el1 = ICC_SRE_SRE  # what EL1 sees: the host's value until the hyp code sets the guest's
 
     def read_vtr(self) -> int:
-        self.c[Ev.ICH_READ] += 1
+        self.c[ICH_READ] += 1
         pri = self.nr_pri_bits - 1
         return (self.nr_lr - 1) | (pri << 26) | (pri << 29)  # ListRegs, PREbits, PRIbits
 
     def read_vmcr(self) -> int:
-        self.c[Ev.ICH_READ] += 1
-        return vmcr_v3_pack(self.lrf)
+        self.c[ICH_READ] += 1
+        return self.lrf.vmcr
 
     def write_vmcr(self, value: int) -> None:
-        self.c[Ev.ICH_WRITE] += 1
-        vmcr_v3_unpack(self.lrf, value)
+        self.c[ICH_WRITE] += 1
+        self.lrf.vmcr = value & 0xFFFFFFFF
 
     def read_misr(self) -> int:
-        self.c[Ev.ICH_READ] += 1
+        self.c[ICH_READ] += 1
         return self.lrf.misr()
 
     def read_eisr(self) -> int:
-        self.c[Ev.ICH_READ] += 1
+        self.c[ICH_READ] += 1
         return self.lrf.eisr()
 
     def read_elrsr(self) -> int:
-        self.c[Ev.ICH_READ] += 1
+        self.c[ICH_READ] += 1
         return self.lrf.elrsr() | (0xFFFF & ~((1 << self.nr_lr) - 1))
 
     def write_hcr(self, value: int) -> None:
-        self.c[Ev.ICH_WRITE] += 1
+        self.c[ICH_WRITE] += 1
         self.lrf.hcr = value & 0x7FFFFFF
         self.lrf.eoicount = (value >> 27) & 0x1F
 
+    # Several LRs in one call: each LR is still one counted access, in the kernel's
+    # order (the hot path only saves the Python call per register).
+    def read_lrs(self, mask: int, dest: list[int]) -> None:
+        """Read the LRs in ``mask`` into ``dest``."""
+        lr = self.lrf.lr
+        for i in range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr):
+            if (mask >> i) & 1:
+                dest[i] = lr[i]
+                self.c[ICH_READ] += 1
+
+    def write_lrs(self, mask: int, values: list[int], live: int) -> None:
+        """Write the LRs in ``mask``: the value for a live one, zero otherwise."""
+        lr = self.lrf.lr
+        for i in range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr):
+            if (mask >> i) & 1:
+                lr[i] = values[i] if (live >> i) & 1 else 0
+                self.c[ICH_WRITE] += 1
+
+    def zero_lrs(self, mask: int) -> None:
+        lr = self.lrf.lr
+        for i in range(self.nr_lr):
+            if (mask >> i) & 1:
+                lr[i] = 0
+                self.c[ICH_WRITE] += 1
+
     def read_lr(self, i: int) -> int:
-        self.c[Ev.ICH_READ] += 1
+        self.c[ICH_READ] += 1
         return self.lrf.lr[i]
 
     def write_lr(self, i: int, value: int) -> None:
-        self.c[Ev.ICH_WRITE] += 1
+        self.c[ICH_WRITE] += 1
         self.lrf.lr[i] = value
 
     def read_ap0r(self, n: int) -> int:
-        self.c[Ev.ICH_READ] += 1
+        self.c[ICH_READ] += 1
         return self.lrf.ap0r[n]
 
     def write_ap0r(self, n: int, value: int) -> None:
-        self.c[Ev.ICH_WRITE] += 1
+        self.c[ICH_WRITE] += 1
         self.lrf.ap0r[n] = value
 
     def read_ap1r(self, n: int) -> int:
-        self.c[Ev.ICH_READ] += 1
+        self.c[ICH_READ] += 1
         return self.lrf.ap1r[n]
 
     def write_ap1r(self, n: int, value: int) -> None:
-        self.c[Ev.ICH_WRITE] += 1
+        self.c[ICH_WRITE] += 1
         self.lrf.ap1r[n] = value
+
+    def read_ap0rs(self, n: int, dest: list[int]) -> None:
+        for k in range(n - 1, -1, -1):
+            dest[k] = self.read_ap0r(k)
+
+    def read_ap1rs(self, n: int, dest: list[int]) -> None:
+        for k in range(n - 1, -1, -1):
+            dest[k] = self.read_ap1r(k)
+
+    def write_ap0rs(self, n: int, values: list[int]) -> None:
+        for k in range(n - 1, -1, -1):
+            self.write_ap0r(k, values[k])
+
+    def write_ap1rs(self, n: int, values: list[int]) -> None:
+        for k in range(n - 1, -1, -1):
+            self.write_ap1r(k, values[k])
 
     # ICC_SRE_EL1/EL2: system-register-enable controls, accessed from EL2
     def read_sre_el2(self) -> int:
-        self.c[Ev.ICC_SRE_ACCESS] += 1
+        self.c[ICC_SRE_ACCESS] += 1
         return self.sre_el2
 
     def write_sre_el2(self, value: int) -> None:
-        self.c[Ev.ICC_SRE_ACCESS] += 1
+        self.c[ICC_SRE_ACCESS] += 1
         self.sre_el2 = value
 
     def write_sre_el1(self, value: int) -> None:
-        self.c[Ev.ICC_SRE_ACCESS] += 1
+        self.c[ICC_SRE_ACCESS] += 1
         self.sre_el1 = value & ICC_SRE_SRE
 
 
@@ -113,31 +143,31 @@ class IcvInterface:
         self.lrf = ich.lrf
 
     def read_iar1(self) -> int:
-        self.c[Ev.ICV_READ] += 1
+        self.c[ICV_READ] += 1
         return self.lrf.acknowledge(1)
 
     def write_eoir1(self, value: int) -> None:
-        self.c[Ev.ICV_WRITE] += 1
+        self.c[ICV_WRITE] += 1
         self.lrf.end_of_interrupt(value, 1)
 
     def read_pmr(self) -> int:
-        self.c[Ev.ICV_READ] += 1
+        self.c[ICV_READ] += 1
         return self.lrf.pmr
 
     def write_pmr(self, value: int) -> None:
-        self.c[Ev.ICV_WRITE] += 1
+        self.c[ICV_WRITE] += 1
         self.lrf.pmr = value & 0xFF & (0xFF << (8 - self.lrf.nr_pri_bits))
 
     def read_igrpen1(self) -> int:
-        self.c[Ev.ICV_READ] += 1
+        self.c[ICV_READ] += 1
         return self.lrf.grpen1
 
     def write_igrpen1(self, value: int) -> None:
-        self.c[Ev.ICV_WRITE] += 1
+        self.c[ICV_WRITE] += 1
         self.lrf.grpen1 = value & 1
 
     def read_sre(self) -> int:
-        self.c[Ev.ICV_READ] += 1
+        self.c[ICV_READ] += 1
         return self.ich.sre_el1 | 6  # DIB and DFB read as one
 
 
@@ -149,14 +179,14 @@ class GicRedistributor:
         self.active0 = 0
 
     def write_isactiver0(self, value: int) -> None:
-        self.c[Ev.GICR_WRITE] += 1
+        self.c[GICR_WRITE] += 1
         self.active0 |= value
 
     def write_icactiver0(self, value: int) -> None:
-        self.c[Ev.GICR_WRITE] += 1
+        self.c[GICR_WRITE] += 1
         self.active0 &= ~value
 
     def read_ctlr(self) -> int:
         """GICR_CTLR: RWP (bit 3) reads zero, the write having already taken effect here."""
-        self.c[Ev.GICR_READ] += 1
+        self.c[GICR_READ] += 1
         return 0

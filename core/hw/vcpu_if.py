@@ -76,12 +76,10 @@ class ListRegisterFile:
         self.nr_pri_bits = nr_pri_bits
         self.lr = [0] * nr_lr
         self.hcr = 0
-        # the VMCR fields, decoded: kept apart so both VMCR layouts can share them
-        self.pmr = 0  # 8-bit priority mask
-        self.grpen0 = 0
-        self.grpen1 = 0
-        self.eoimode = 0
-        self.vmcr_other = 0  # fields this model stores but does not act on (BPR, AckCtl, ...)
+        # VMCR in its native layout. Both layouts keep the group enables in bits 0-1 and
+        # EOImode in bit 9; only the priority mask moves (GICH: [31:27], ICH: [31:24]).
+        self.vmcr = 0
+        self.pmr_shift, self.pmr_bits = (24, 8) if codec is V3_LR else (27, 5)
         self.ap0r = [0] * 4
         self.ap1r = [0] * 4
         self.eoicount = 0
@@ -92,6 +90,8 @@ class ListRegisterFile:
     # ---- derived status registers -------------------------------------------------
     def elrsr(self) -> int:
         """Bit set for each LR that is invalid and not waiting for an EOI maintenance."""
+        if not any(self.lr):
+            return (1 << self.nr_lr) - 1
         sh, hw, eoi = self.codec.state_shift, 1 << self.codec.hw_bit, 1 << self.codec.eoi_bit
         out = 0
         for i, v in enumerate(self.lr):
@@ -101,6 +101,8 @@ class ListRegisterFile:
 
     def eisr(self) -> int:
         """Bit set for each LR that is invalid with EOI set and HW clear."""
+        if not any(self.lr):
+            return 0
         sh, hw, eoi = self.codec.state_shift, 1 << self.codec.hw_bit, 1 << self.codec.eoi_bit
         out = 0
         for i, v in enumerate(self.lr):
@@ -122,6 +124,23 @@ class ListRegisterFile:
             if hcr & 8 and not any(st & LR_PENDING for st in states):  # NPIE
                 misr |= 8
         return misr
+
+    # ---- VMCR fields the guest's CPU-interface registers map onto -------------------
+    @property
+    def pmr(self) -> int:
+        return ((self.vmcr >> self.pmr_shift) & ((1 << self.pmr_bits) - 1)) << (8 - self.pmr_bits)
+
+    @pmr.setter
+    def pmr(self, value: int) -> None:
+        field = ((1 << self.pmr_bits) - 1) << self.pmr_shift
+        self.vmcr = (self.vmcr & ~field) | (((value & 0xFF) >> (8 - self.pmr_bits)) << self.pmr_shift)
+
+    def _bit(self, n: int, value: int) -> None:
+        self.vmcr = (self.vmcr & ~(1 << n)) | ((value & 1) << n)
+
+    grpen0 = property(lambda self: self.vmcr & 1, lambda self, v: self._bit(0, v))
+    grpen1 = property(lambda self: (self.vmcr >> 1) & 1, lambda self, v: self._bit(1, v))
+    eoimode = property(lambda self: (self.vmcr >> 9) & 1, lambda self, v: self._bit(9, v))
 
     # ---- the guest side ------------------------------------------------------------
     def _running_priority(self) -> int:

@@ -52,7 +52,8 @@ def kvm_timer_update_irq(vcpu: Vcpu, level: bool) -> None:
 
 def kvm_timer_flush_hwstate(vcpu: Vcpu) -> None:
     timer = vcpu.timer
-    kvm_timer_update_state(vcpu)
+    if timer.cntv_ctl & CNTV_CTL_ENABLE or timer.irq_level:
+        kvm_timer_update_state(vcpu)
     phys_active = timer.irq_level or vcpu.dist.irq_is_active(VTIMER_PPI)
     skip = vcpu.hooks.kvm_timer_skip_active_write
     if skip is not None and skip(timer, phys_active):

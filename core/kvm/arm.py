@@ -13,14 +13,24 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BudgetExceeded, GuestFault
-from ..events import Ev
+from ..events import (
+    EL1_SYSREG_RESTORE,
+    EL1_SYSREG_SAVE,
+    MMIO_ABORT,
+    MMIO_RANGE_TEST,
+    PSCI_CALL,
+    SYSREG_TRAP,
+    TIMER_SYSREG,
+    WFX,
+    WORLD_SWITCH,
+)
 from ..hooks import Hooks
 from ..host import GicV2Irqchip, GicV3Irqchip
 from ..hw.gic_v2 import GicDistributor, GicH, GicV
 from ..hw.gic_v3 import GicRedistributor, IchInterface, IcvInterface
 from . import arch_timer, psci
-from .hyp.vgic_v2_sr import vgic_v2_restore_state, vgic_v2_save_state
-from .hyp.vgic_v3_sr import vgic_v3_restore_state, vgic_v3_save_state
+from .hyp.vgic_v2_sr import build_vgic_v2_sr
+from .hyp.vgic_v3_sr import build_vgic_v3_sr
 from .sys_regs import (
     FindResult,
     SysRegParams,
@@ -63,10 +73,13 @@ class Vcpu:
         self.platform = platform
         self.c = counters
         self.hooks = hooks
-        self.exits: dict[int, int] = {}
+        self.exits = [0] * 64  # by exception class
         self.sys_regs: dict[str, int] = {}
         self.counter = 0  # the virtual counter (CNTVCT), in simulated time
         self.timer = arch_timer.ArchTimerCpu()
+        self.timer_flush = arch_timer.kvm_timer_flush_hwstate
+        self.on_guest_exit = hooks.ws_guest_exit
+        self.on_guest_enter = hooks.ws_guest_enter
         self.system_event = 0  # set when the guest asked for SYSTEM_OFF / SYSTEM_RESET
         self.redist_base = redist_base
         self.max_exits = 1 << 62
@@ -80,16 +93,14 @@ class Vcpu:
             self.gich = GicH(counters, nr_lr)
             self.hyp_if: Any = self.gich
             self.vgic_cpu: Any = VgicV2Cpu(nr_lr)
-            self.vgic_save: Callable[..., None] = vgic_v2_save_state
-            self.vgic_restore: Callable[..., None] = vgic_v2_restore_state
+            self.vgic_save, self.vgic_restore = build_vgic_v2_sr(hooks)
             self.host_irqchip: Any = GicV2Irqchip(counters, GicDistributor(counters))
             self.gicv = GicV(counters, self.gich.lrf)
         else:
             self.ich = IchInterface(counters, nr_lr, pri)
             self.hyp_if = self.ich
             self.vgic_cpu = VgicV3Cpu(nr_lr, pri, vgic_sre=1 if platform.guest_gic == 3 else 0)
-            self.vgic_save = vgic_v3_save_state
-            self.vgic_restore = vgic_v3_restore_state
+            self.vgic_save, self.vgic_restore = build_vgic_v3_sr(hooks)
             self.host_irqchip = GicV3Irqchip(counters, GicRedistributor(counters))
             if platform.guest_gic == 3:
                 self.icv = IcvInterface(counters, self.ich)
@@ -108,33 +119,33 @@ class Vcpu:
     def world_switch(self, esr: int, handler: Callable[..., int], *args: Any) -> bool:
         """One exit, its handling, and the re-entry. False when the exit goes to userspace."""
         c = self.c
-        hooks = self.hooks
         # __guest_run, exit half: guest context saved, host context restored
-        c[Ev.WORLD_SWITCH] += 1
-        if c[Ev.WORLD_SWITCH] > self.max_exits:
+        c[WORLD_SWITCH] += 1
+        if c[WORLD_SWITCH] > self.max_exits:
             raise BudgetExceeded(f"exit budget of {self.max_exits} exits exhausted before the guest finished")
-        c[Ev.EL1_SYSREG_SAVE] += EL1_CONTEXT_REGS
-        c[Ev.EL1_SYSREG_RESTORE] += EL1_CONTEXT_REGS
-        c[Ev.TIMER_SYSREG] += TIMER_SAVE_ACCESSES
-        self.vgic_save(self.vgic_cpu, self.hyp_if, hooks)
-        ec = esr >> 26
-        self.exits[ec] = self.exits.get(ec, 0) + 1
+        c[EL1_SYSREG_SAVE] += EL1_CONTEXT_REGS
+        c[EL1_SYSREG_RESTORE] += EL1_CONTEXT_REGS
+        c[TIMER_SYSREG] += TIMER_SAVE_ACCESSES
+        self.vgic_save(self.vgic_cpu, self.hyp_if)
+        self.exits[esr >> 26] += 1
         # kvm_arch_vcpu_ioctl_run, back in the host
-        arch_timer.kvm_timer_sync_hwstate(self)
+        timer = self.timer
+        if timer.cntv_ctl & 1 or timer.irq_level:  # kvm_timer_sync_hwstate: only a live timer can change
+            arch_timer.kvm_timer_sync_hwstate(self)
         self.dist.sync_hwstate()
-        if hooks.ws_guest_exit:
-            hooks.ws_guest_exit(self, esr)
+        if self.on_guest_exit is not None:
+            self.on_guest_exit(self, esr)
         if handler(*args) <= 0:
             return False
         # the next iteration of the run loop: flush, then __guest_run's entry half
-        arch_timer.kvm_timer_flush_hwstate(self)
+        self.timer_flush(self)
         self.dist.flush_hwstate()
-        self.vgic_restore(self.vgic_cpu, self.hyp_if, hooks)
-        c[Ev.TIMER_SYSREG] += TIMER_RESTORE_ACCESSES
-        c[Ev.EL1_SYSREG_SAVE] += EL1_CONTEXT_REGS
-        c[Ev.EL1_SYSREG_RESTORE] += EL1_CONTEXT_REGS
-        if hooks.ws_guest_enter:
-            hooks.ws_guest_enter(self)
+        self.vgic_restore(self.vgic_cpu, self.hyp_if)
+        c[TIMER_SYSREG] += TIMER_RESTORE_ACCESSES
+        c[EL1_SYSREG_SAVE] += EL1_CONTEXT_REGS
+        c[EL1_SYSREG_RESTORE] += EL1_CONTEXT_REGS
+        if self.on_guest_enter is not None:
+            self.on_guest_enter(self)
         return True
 
     def first_entry(self) -> None:
@@ -142,7 +153,7 @@ class Vcpu:
         self.hooks.call_setup("ws_vcpu_init", vcpu=self)
         arch_timer.kvm_timer_flush_hwstate(self)
         self.dist.flush_hwstate()
-        self.vgic_restore(self.vgic_cpu, self.hyp_if, self.hooks)
+        self.vgic_restore(self.vgic_cpu, self.hyp_if)
 
     def vcpu_put(self) -> None:
         """kvm_arch_vcpu_put: patch 6 drops its cache here."""
@@ -151,7 +162,7 @@ class Vcpu:
     # ---- handle_exit and the handlers, by exception class --------------------------------
     def handle_hvc(self, regs: list[int]) -> int:
         """handle_hvc -> kvm_psci_call. ``regs`` is [x0, x1]; x0 is updated in place."""
-        self.c[Ev.PSCI_CALL] += 1
+        self.c[PSCI_CALL] += 1
         if self.hooks.ws_hvc:
             self.hooks.ws_hvc(self, regs[0])
         ret, x0, event = psci.kvm_psci_0_2_call(regs[0], regs[1])
@@ -163,7 +174,7 @@ class Vcpu:
 
     def handle_sys64(self, p: SysRegParams) -> int:
         """kvm_handle_sys_reg -> emulate_sys_reg."""
-        self.c[Ev.SYSREG_TRAP] += 1
+        self.c[SYSREG_TRAP] += 1
         if self.hooks.ws_sysreg_trap:
             self.hooks.ws_sysreg_trap(self, p)
         r = self.find_reg(p, self.target_table)
@@ -195,7 +206,7 @@ class Vcpu:
         """kvm_handle_guest_abort -> io_mem_abort -> kvm_io_bus -> vgic_handle_mmio_access.
 
         The value read is returned in ``out[0]``."""
-        self.c[Ev.MMIO_ABORT] += 1
+        self.c[MMIO_ABORT] += 1
         if self.hooks.ws_mmio_trap:
             self.hooks.ws_mmio_trap(self, addr, is_write, size, value)
         if GICD_BASE <= addr < GICD_BASE + GICD_SIZE:
@@ -208,9 +219,9 @@ class Vcpu:
         hit = self._search_cache.get(cache_key)
         if hit is None:
             rng, tested = vgic_find_range(ranges, offset, size)
-            hit = FindResult(rng, ((Ev.MMIO_RANGE_TEST, tested),))
+            hit = FindResult(rng, ((MMIO_RANGE_TEST, tested),))
             self._search_cache[cache_key] = hit
-        self.c[Ev.MMIO_RANGE_TEST] += hit.costs[0][1]
+        self.c[MMIO_RANGE_TEST] += hit.costs[0][1]
         rng = hit.entry
         if rng is None:
             raise GuestFault(
@@ -222,7 +233,7 @@ class Vcpu:
 
     def handle_wfx(self) -> int:
         """kvm_handle_wfx -> kvm_vcpu_block: returns once the vCPU has something to take."""
-        self.c[Ev.WFX] += 1
+        self.c[WFX] += 1
         if self.hooks.ws_wfi:
             self.hooks.ws_wfi(self)
         if self.dist.has_pending():
@@ -239,5 +250,5 @@ class Vcpu:
         )
 
     def exits_by_reason(self) -> dict[int, int]:
-        return dict(self.exits)
+        return {ec: n for ec, n in enumerate(self.exits) if n}
 

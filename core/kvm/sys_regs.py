@@ -16,7 +16,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GuestFault
-from ..events import Ev
+from ..events import SYSREG_ENTRY, SYSREG_FIELD_TEST
 
 if TYPE_CHECKING:
     from .arm import Vcpu
@@ -78,8 +78,8 @@ def find_reg(params: SysRegParams, table: SysRegTable) -> FindResult:
             if getattr(r, field) != want:
                 break
         else:
-            return FindResult(r, ((Ev.SYSREG_ENTRY, entries), (Ev.SYSREG_FIELD_TEST, tests)))
-    return FindResult(None, ((Ev.SYSREG_ENTRY, entries), (Ev.SYSREG_FIELD_TEST, tests)))
+            return FindResult(r, ((SYSREG_ENTRY, entries), (SYSREG_FIELD_TEST, tests)))
+    return FindResult(None, ((SYSREG_ENTRY, entries), (SYSREG_FIELD_TEST, tests)))
 
 
 def check_sysreg_table(table: SysRegTable, key: Callable[[Any], tuple[int, ...]]) -> None:

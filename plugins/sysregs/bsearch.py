@@ -5,7 +5,7 @@ bsearch with a comparator returning key - entry key. Same two tables in the same
 (target table, then sys_reg_descs), which the init-time sort check keeps sorted.
 """
 
-from worldswitch.events import Ev
+from worldswitch.events import BSEARCH_CMP
 from worldswitch.kvm.sys_regs import FindResult
 from worldswitch.plugin import PluginMeta, hookimpl
 
@@ -42,4 +42,4 @@ def bsearch(key, entries, entry_key):
 def kvm_find_sys_reg(params, table):
     key = reg_to_match_value(*params.key)
     idx, calls = bsearch(key, table.entries, lambda r: reg_to_match_value(r.op0, r.op1, r.crn, r.crm, r.op2))
-    return FindResult(None if idx is None else table.entries[idx], ((Ev.BSEARCH_CMP, calls),))
+    return FindResult(None if idx is None else table.entries[idx], ((BSEARCH_CMP, calls),))

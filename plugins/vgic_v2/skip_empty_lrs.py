@@ -19,5 +19,5 @@ WORLDSWITCH_PLUGIN = PluginMeta(
 
 
 @hookimpl
-def vgic_v2_lr_needs_read(vgic_cpu, lr):
-    return not (vgic_cpu.vgic_elrsr >> lr) & 1
+def vgic_v2_lrs_to_read(vgic_cpu, lrs):
+    return lrs & ~vgic_cpu.vgic_elrsr

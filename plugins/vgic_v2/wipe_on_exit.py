@@ -20,8 +20,8 @@ WORLDSWITCH_PLUGIN = PluginMeta(
 
 
 @hookimpl
-def vgic_v2_wipe_lr_on_exit(vgic_cpu, lr):
-    return True
+def vgic_v2_lrs_to_wipe(vgic_cpu, lrs):
+    return lrs
 
 
 @hookimpl

@@ -18,8 +18,8 @@ WORLDSWITCH_PLUGIN = PluginMeta(
 
 
 @hookimpl
-def vgic_v3_wipe_lr_on_exit(vgic_cpu, lr):
-    return True
+def vgic_v3_lrs_to_wipe(vgic_cpu, lrs):
+    return lrs
 
 
 @hookimpl

@@ -7,7 +7,7 @@ moves the in-memory LRs to and from the hardware.
 
 from __future__ import annotations
 
-from ...events import Ev
+from ...events import VGIC_DISPATCH_SGI, VGIC_LR_SYNC, VGIC_QUEUE_IRQ
 
 VGIC_NR_PRIVATE_IRQS = 32
 VGIC_NR_SGIS = 16
@@ -103,7 +103,7 @@ class VgicDist:
 
     def dispatch_sgi(self, sgi: int, source: int, targets: int) -> None:
         """vgic_dispatch_sgi / vgic_v3_dispatch_sgi, after the target list is decoded."""
-        self.c[Ev.VGIC_DISPATCH_SGI] += 1
+        self.c[VGIC_DISPATCH_SGI] += 1
         if targets & 1:  # this model has one vCPU: only CPU 0 can be hit
             self.irq_sgi_sources[sgi] |= 1 << source
             self.irq_pending |= 1 << sgi
@@ -141,7 +141,7 @@ class VgicDist:
         lr = self.irq_lr_map.get(irq)
         if lr is not None and ((cpu.vgic_lr[lr] >> 10) & 7) == source:
             cpu.vgic_lr[lr] |= LR_STATE_PENDING << cpu.state_shift
-            self.c[Ev.VGIC_QUEUE_IRQ] += 1
+            self.c[VGIC_QUEUE_IRQ] += 1
             return True
         free = ~self.lr_used & cpu.all_lrs
         if not free:
@@ -152,7 +152,7 @@ class VgicDist:
         cpu.vgic_elrsr &= ~(1 << lr)
         self.lr_used |= 1 << lr
         self.irq_lr_map[irq] = lr
-        self.c[Ev.VGIC_QUEUE_IRQ] += 1
+        self.c[VGIC_QUEUE_IRQ] += 1
         return True
 
     def flush_hwstate(self) -> None:
@@ -200,7 +200,7 @@ class VgicDist:
                 empty &= empty - 1
                 self.lr_used &= ~(1 << lr)
                 self.irq_lr_map.pop(cpu.lr_irq(lrs[lr]), None)
-                self.c[Ev.VGIC_LR_SYNC] += 1
+                self.c[VGIC_LR_SYNC] += 1
         if cpu.vgic_misr & 2:  # underflow: the flush will refill
             cpu.vgic_hcr &= ~2
         if self.irq_pending & self.irq_enabled and self.enabled:

@@ -3,6 +3,7 @@ ICC_SGI1R_EL1 trap (vgic_v3_dispatch_sgi)."""
 
 from __future__ import annotations
 
+from ...events import VGIC_SGI1R_DECODE
 from .mmio import MmioRange
 from .vgic import NR_IRQS, VgicDist
 from .vgic_v2_emul import VGIC_MAX_IRQS, _bytes, _config, _set_clear
@@ -95,6 +96,7 @@ def vgic_redist_ranges() -> list[MmioRange]:
 
 def vgic_v3_dispatch_sgi(d: VgicDist, reg: int) -> None:
     """ICC_SGI1R_EL1 write: TargetList[15:0], Aff1..3, INTID[27:24], IRM[40]."""
+    d.c[VGIC_SGI1R_DECODE] += 1
     sgi = (reg >> 24) & 0xF
     if (reg >> 40) & 1:
         targets = 0  # "all but self": nobody else exists here

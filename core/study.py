@@ -1,0 +1,127 @@
+"""Runs over guests × platforms: the reference table, and per-iteration counts.
+
+Full-length runs take seconds to a minute each. ``extrapolate`` gives the same
+per-iteration figures from two short runs: every counter of these guests is
+``setup + per_iteration × N`` exactly, which ``tests/test_study.py`` checks against a
+full-length run.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .api import RunResult, run_guest
+from .errors import ProfileError
+from .events import Ev
+from .platform import Platform, load_platforms
+
+#: the reference table's rows: the study's guest name -> the built-in image
+TABLE_GUESTS = {"null_hvc": "Null HVC", "self_sgi": "Self SGI", "sysreg": "SysReg"}
+SHORT_LENGTHS = (256, 1024)
+
+
+@dataclass(frozen=True)
+class Cell:
+    guest: str
+    platform: str
+    counts: dict[str, float]  # per iteration
+    iterations: float
+    cycles: float  # per iteration
+    run: RunResult | None = None
+
+
+def load_reference(path: Path | None = None) -> dict[str, dict[str, float]]:
+    """{guest: {platform: cycles per iteration}} from a measurement file."""
+    try:
+        text = path.read_text() if path else resources.files("worldswitch").joinpath("data/reference.toml").read_text()
+        data = tomllib.loads(text)
+        return {g: {p: float(v) for p, v in row.items()} for g, row in data["cells"].items()}
+    except (OSError, tomllib.TOMLDecodeError, KeyError, AttributeError, ValueError) as e:
+        raise ProfileError(f"cannot read measurement file {path or 'data/reference.toml'}: {e}") from None
+
+
+def _job(args: tuple[str, str, str, bool]) -> RunResult:
+    guest, platform, patches, force = args
+    return run_guest(guest, platform, patches=patches, force=force)
+
+
+def run_many(
+    jobs: list[tuple[str, str, str, bool]], workers: int = 1, progress: Callable[[RunResult], None] | None = None
+) -> list[RunResult]:
+    """Run jobs (guest, platform, patches, force), in worker processes when workers > 1.
+
+    Results come back in job order; each run is independent and deterministic, so the
+    number of workers never changes a figure."""
+    if workers <= 1:
+        out = []
+        for job in jobs:
+            out.append(_job(job))
+            if progress:
+                progress(out[-1])
+        return out
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        out = []
+        for res in pool.map(_job, jobs):
+            out.append(res)
+            if progress:
+                progress(res)
+        return out
+
+
+def full_iterations(guest: str) -> int:
+    from worldswitch import guests
+
+    return guests.GUESTS[guest].iterations
+
+
+def extrapolate(short: RunResult, longer: RunResult, n_short: int, n_long: int, n_full: int) -> Cell:
+    """Per-iteration figures of the full-length guest from two short runs (exact for
+    counters linear in the loop count)."""
+    def at_full(a: float, b: float) -> float:
+        slope = (b - a) / (n_long - n_short)
+        return a + slope * (n_full - n_short)
+
+    exits = at_full(short.iterations, longer.iterations)
+    counts = {k: at_full(short.counts[k], longer.counts[k]) / exits for k in short.counts}
+    cycles = at_full(short.cycles, longer.cycles) / exits
+    return Cell(short.guest.split("-")[0], short.platform, counts, exits, cycles)
+
+
+def cell_from_run(r: RunResult) -> Cell:
+    return Cell(r.guest, r.platform, {k: v / r.iterations for k, v in r.counts.items()}, r.iterations,
+                r.cycles_per_iteration, r)
+
+
+def measure_cells(
+    guests: Iterable[str], platforms: Iterable[str], patches: str = "none", short: bool = False,
+    workers: int = 1, progress: Callable[[RunResult], None] | None = None, force: bool = False,
+) -> dict[tuple[str, str], Cell]:
+    """Per-iteration counts and cycles for each (guest, platform)."""
+    guests, platforms = list(guests), list(platforms)
+    if not short:
+        jobs = [(g, p, patches, force) for g in guests for p in platforms]
+        return {(r.guest, r.platform): cell_from_run(r) for r in run_many(jobs, workers, progress)}
+    a, b = SHORT_LENGTHS
+    jobs = [(f"{g}-{n}", p, patches, force) for g in guests for p in platforms for n in (a, b)]
+    results = run_many(jobs, workers, progress)
+    cells = {}
+    for i in range(0, len(results), 2):
+        cell = extrapolate(results[i], results[i + 1], a, b, full_iterations(results[i].guest.split("-")[0]))
+        cells[(cell.guest, cell.platform)] = cell
+    return cells
+
+
+def price(cell: Cell, platform: Platform) -> float:
+    units = platform.unit_costs()
+    return sum(units[Ev[k]] * v for k, v in cell.counts.items())
+
+
+def platforms_in(reference: dict[str, dict[str, float]]) -> list[str]:
+    known = load_platforms()
+    names = {p for row in reference.values() for p in row}
+    return [p for p in known if p in names]
