@@ -44,14 +44,19 @@ def vgic_v2_dist_ranges(ranges: list) -> None:
 
 @hookspec
 def kvm_coproc_tables(tables: dict) -> None:
-    """Edit, in place, the 32-bit host's cp15 tables (``cp15_regs``, ``invariant_cp15``,
-    the target table) before their init-time checks. Patch 2 sorts ``invariant_cp15``."""
+    """Edit, in place, the 32-bit host's cp15 tables before their init-time checks.
+
+    ``tables`` maps ``"cp15_regs"``, ``"invariant_cp15"`` and the target table
+    (``"a15_regs"``) to :class:`~worldswitch.kvm.coproc.CoprocTable`; edit
+    ``table.entries`` (a list) in place. Patch 2 sorts ``invariant_cp15``; patch 4
+    rebuilds the entries with the member renamed ``is_64bit``."""
 
 
 @hookspec
 def kvm_coproc_table_init(tables: dict) -> None:
-    """Check the 32-bit host's cp15 tables at init; raise to refuse them (the kernel
-    BUG()s). Patch 3 enforces that every table is sorted."""
+    """Check the 32-bit host's cp15 tables at init, after every ``kvm_coproc_tables``
+    edit and v4.5's own check of ``cp15_regs``; raise to refuse them (the kernel BUG()s).
+    Patch 3 enforces that every table is sorted."""
 
 
 # ---- policy hooks: system-register search ---------------------------------------------
@@ -66,7 +71,10 @@ def kvm_find_sys_reg(params: Any, table: Any) -> Any:
 
 @hookspec(firstresult=True)
 def kvm_find_coproc_reg(params: Any, table: Any) -> Any:
-    """Like ``kvm_find_sys_reg``, for the 32-bit host's cp15 tables."""
+    """Like ``kvm_find_sys_reg``, for the 32-bit host's cp15 tables: ``params`` is a
+    :class:`~worldswitch.kvm.coproc.CoprocParams` (``key`` = (is_64bit, CRn, CRm, Op1,
+    Op2)). Used for emulate_cp15 (target table, then ``cp15_regs``) and for the VMM's
+    invariant-register lookups by id at vCPU init."""
 
 
 # ---- policy hooks: timer -----------------------------------------------------------

@@ -246,7 +246,7 @@ def trapped_encodings() -> dict[tuple[bool, int, int, int, int], bool]:
     traps it (HCR.TAC/TSW/TIDCP/TVM, HDCR.TPM, HSTR.T15); VM registers trap on writes
     only. Every other cp15 access runs natively."""
     out: dict[tuple[bool, int, int, int, int], bool] = {}
-    for name, crn, crm, op1, op2, wide, access in _A15_REGS + _CP15_REGS:
+    for _name, crn, crm, op1, op2, wide, access in _A15_REGS + _CP15_REGS:
         if access is not None:
             out.setdefault((wide, crn, crm, op1, op2), access is access_vm_reg)
     return out
