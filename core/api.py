@@ -99,17 +99,18 @@ def run_guest(
             from .aarch32 import Machine32 as MachineCls
             from .aarch32 import Vcpu32 as VcpuCls
         else:
-            from .machine import REDIST_DEFAULT
             from .machine import Machine as MachineCls
+
             VcpuCls = Vcpu
-        base = redist_base if redist_base is not None else 0x3FBF0000
-        from .machine import load_image
+        from .machine import REDIST_DEFAULT, load_image
+
+        base = redist_base if redist_base is not None else REDIST_DEFAULT
 
         code = load_image(str(path))
         vcpu = VcpuCls(pf, counters, hooks, base)
         if max_exits:
             vcpu.max_exits = max_exits
-        machine = MachineCls(code, vcpu, base) if pf.arch == "aarch32" else MachineCls(code, vcpu, base or REDIST_DEFAULT)
+        machine = MachineCls(code, vcpu, base)
         t0 = time.perf_counter()
         machine.run(timeout)
         wall = time.perf_counter() - t0

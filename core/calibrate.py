@@ -75,7 +75,8 @@ def fit_host(host: str, platforms: list[Platform], cells: dict[tuple[str, str], 
     try:
         theta = _solve(rows, ys)
     except ValueError as e:
-        raise ProfileError(f"host {host}: parameter {free[e.args[0]]!r} is not identified by the measurements") from None
+        name = free[e.args[0]]
+        raise ProfileError(f"host {host}: parameter {name!r} is not identified by the measurements") from None
     params = dict(zip(free, theta))
     residuals = {}
     for key, r, y in zip(keys, rows, ys):
@@ -98,7 +99,7 @@ def write_values(path: Path, values: dict[str, float]) -> None:
     text = path.read_text()
     for name, v in values.items():
         pattern = re.compile(rf"(\[parameters\.{re.escape(name)}\]\s*\nvalue = )[^\n]*")
-        text, n = pattern.subn(lambda m: f"{m.group(1)}{v:.4f}", text)
+        text, n = pattern.subn(lambda m, v=v: f"{m.group(1)}{v:.4f}", text)
         if n != 1:
             raise ProfileError(f"{path.name}: cannot find [parameters.{name}] value to update")
     path.write_text(text)

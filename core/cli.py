@@ -68,7 +68,7 @@ def _selection_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.command()
 @click.argument("guest")
-@click.option("-p", "--platform", default="A", show_default=True, help="Platform profile (see `worldswitch platforms`).")
+@click.option("-p", "--platform", default="A", show_default=True, help="Platform profile (`worldswitch platforms`).")
 @_selection_options
 @click.option("--max-exits", type=click.IntRange(1), default=None, help="Exit budget: stop with code 6 past it.")
 @click.option("--timeout", type=click.FloatRange(0), default=600.0, show_default=True,
@@ -80,7 +80,7 @@ def _selection_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def run(guest: str, platform: str, patches: str, without: tuple[str, ...], force: bool, max_exits: int | None,
         timeout: float, redist_base: str, as_json: bool) -> None:
     """Run GUEST (a built-in name such as null_hvc, self_sgi, sysreg, null_hvc_2p20,
-    self_sgi-1024, or a path to a flat AArch64 binary) and print a perf-stat-like summary:
+    self_sgi-1024, or a path to a flat binary for the platform's architecture) and print a perf-stat-like summary:
     cycles:kh, exits observed (the iterations), cycles per iteration, exits by reason and
     hardware accesses by class."""
     from .api import run_guest
@@ -126,7 +126,8 @@ def run(guest: str, platform: str, patches: str, without: tuple[str, ...], force
 @click.option("--patches", default="none", show_default=True, metavar="SEL",
               help="Also run with these plugins and show vanilla, patched and the change "
                    "(series = all 17: the model's predictions).")
-@click.option("--platforms", "platform_list", default=None, help="Comma-separated platforms (default: the reference's).")
+@click.option("--platforms", "platform_list", default=None,
+              help="Comma-separated platforms (default: all in the reference).")
 @click.option("--short", is_flag=True, help="Extrapolate from two short runs per cell instead of full length "
               "(same figures for these guests, seconds instead of minutes).")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=os.cpu_count() or 1, show_default="CPU count",
@@ -266,7 +267,7 @@ def plugins(as_json: bool) -> None:
 
     t = Table(title="Installed worldswitch plugins")
     for col in ("patch", "name", "kind", "subsystem", "requires", "hooks", "version", "source"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col == "name", overflow="fold")
     for r in rows:
         t.add_row(str(r["patch"] or "-"), r["name"], r["kind"], r["subsystem"], ", ".join(r["requires"]) or "-",
                   ", ".join(r["hooks"]), r["version"], "built-in" if r["builtin"] else "third-party")
@@ -314,3 +315,7 @@ def calibrate(measurements: Path | None, short: bool, write: bool, jobs: int, as
                     write_values(pf.path, f.params)
         if not as_json:
             click.echo("profiles updated")
+
+
+if __name__ == "__main__":
+    main()

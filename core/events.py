@@ -95,6 +95,7 @@ class Exit(IntEnum):
 
     WFX = 0x01
     CP15_32 = 0x03
+    CP15_64 = 0x04
     HVC32 = 0x12
     HVC64 = 0x16
     SYS64 = 0x18
@@ -104,6 +105,7 @@ class Exit(IntEnum):
 EXIT_NAMES = {
     Exit.WFX: "wfx",
     Exit.CP15_32: "cp15_32",
+    Exit.CP15_64: "cp15_64",
     Exit.HVC32: "hvc32",
     Exit.HVC64: "hvc64",
     Exit.SYS64: "sys64",

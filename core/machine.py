@@ -107,7 +107,7 @@ class Scan:
 
 
 def load_image(path: str) -> bytes:
-    """Read and check a flat AArch64 binary."""
+    """Read and check a flat binary guest image (AArch64 or AArch32)."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_IMAGE + 1)
@@ -150,7 +150,7 @@ def scan_image(code: bytes, base: int = LOAD_ADDR) -> Scan:
         elif (w >> 27) & 7 == 0b101 and not (w >> 26) & 1:  # load/store pair
             ldst[addr] = LdstSite(4 << (w >> 31), w & 31, not (w >> 22) & 1, False, bool(w >> 31), True)
     if decoded == 0:
-        raise GuestImageError("the image does not start with a valid A64 instruction")
+        raise GuestImageError("the image does not start with a valid instruction for its architecture")
     return Scan(sysregs, hvcs, wfis, ldst)
 
 

@@ -9,6 +9,7 @@ third parties use.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -65,7 +66,12 @@ def _meta_of(obj: Any, ep_name: str) -> PluginMeta:
 
 def discover() -> dict[str, PluginInfo]:
     """Every installed plugin, by name, in patch order then name."""
-    autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
+    return _discover(not os.environ.get(DISABLE_AUTOLOAD_ENV))
+
+
+@functools.cache
+def _discover(autoload: bool) -> dict[str, PluginInfo]:
+    # entry-point scanning costs tens of milliseconds: once per process is enough
     found: dict[str, PluginInfo] = {}
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         builtin = ep.value.startswith(BUILTIN_PREFIX)

@@ -89,18 +89,22 @@ class Vcpu:
         self.gicv: GicV | None = None
         self.icv: IcvInterface | None = None
         nr_lr, pri = platform.nr_lr, platform.nr_pri_bits
+        # Patches 7-11 and 13-17 change arch/arm64/kvm/hyp; a 32-bit host saves and
+        # restores the vgic in its own assembly (arch/arm/kvm/interrupts_head.S) with the
+        # same v4.5 access sequence, which the series leaves alone.
+        sr_hooks = hooks if platform.arch == "aarch64" else Hooks(None)
         if platform.host_gic == 2:
             self.gich = GicH(counters, nr_lr)
             self.hyp_if: Any = self.gich
             self.vgic_cpu: Any = VgicV2Cpu(nr_lr)
-            self.vgic_save, self.vgic_restore = build_vgic_v2_sr(hooks)
+            self.vgic_save, self.vgic_restore = build_vgic_v2_sr(sr_hooks)
             self.host_irqchip: Any = GicV2Irqchip(counters, GicDistributor(counters))
             self.gicv = GicV(counters, self.gich.lrf)
         else:
             self.ich = IchInterface(counters, nr_lr, pri)
             self.hyp_if = self.ich
             self.vgic_cpu = VgicV3Cpu(nr_lr, pri, vgic_sre=1 if platform.guest_gic == 3 else 0)
-            self.vgic_save, self.vgic_restore = build_vgic_v3_sr(hooks)
+            self.vgic_save, self.vgic_restore = build_vgic_v3_sr(sr_hooks)
             self.host_irqchip = GicV3Irqchip(counters, GicRedistributor(counters))
             if platform.guest_gic == 3:
                 self.icv = IcvInterface(counters, self.ich)
