@@ -234,9 +234,10 @@ class Machine:
         hvc_imms = set(self.scan.hvc_imms.values())
         self.hvc_esr = (Exit.HVC64 << 26) | ESR_IL | (hvc_imms.pop() if len(hvc_imms) == 1 else 0)
         self.hvc_esr_varies = len(hvc_imms) > 0
+        self.sysreg_esr = {site.addr: site.esr() for site in self.scan.sysregs}
         # per site: (site, handler, handler takes (site, value), PC must be advanced by hand)
         self.sysreg_sites: list[tuple[SysregSite, Any, bool, bool]] = []
-        sys_cb = HOOK_INSN_SYS_CFUNC(self._on_sysreg)
+        sys_cb = HOOK_INSN_SYS_CFUNC(self._make_on_sysreg())
         for site in self.scan.sysregs:
             handler = self._classify(site)
             if handler is None:
@@ -347,28 +348,38 @@ class Machine:
         except BaseException as e:  # noqa: BLE001 - raw callbacks swallow exceptions
             self._fail(e)
 
-    def _on_sysreg(self, uch: Any, reg: int, pcp: int, ud: Any) -> int:
-        try:
-            site, handler, kvm, needs_pc = self.sysreg_sites[ud or 0]
-            if site.is_read:
-                value = handler(site, 0) if kvm else handler()
-                if site.rt != 31:
-                    self.regs.write(reg, value)
-            else:
-                value = ctypes.c_uint64.from_address(pcp + 24).value
-                if kvm:
-                    handler(site, value)
+    def _make_on_sysreg(self) -> Any:
+        """The MRS/MSR callback. Locals bound once: this runs once per trapped access."""
+        sites = self.sysreg_sites
+        h, val, ref = self.uc._uch, self.regs.val, self.regs.ref
+        reg_write = uclib.uc_reg_write
+        pc_reg = a64.UC_ARM64_REG_PC
+        from_address = ctypes.c_uint64.from_address
+
+        def on_sysreg(uch: Any, reg: int, pcp: int, ud: Any) -> int:
+            try:
+                site, handler, kvm, needs_pc = sites[ud or 0]
+                if site.is_read:
+                    value = handler(site, 0) if kvm else handler()
+                    if site.rt != 31:
+                        val.value = value
+                        reg_write(h, reg, ref)
+                elif kvm:
+                    handler(site, from_address(pcp + 24).value)
                 else:
-                    handler(value)
-            if needs_pc:
-                self.regs.write(a64.UC_ARM64_REG_PC, site.addr + 4)  # else Unicorn re-executes it
-        except BaseException as e:  # noqa: BLE001
-            self._fail(e)
-        return 1
+                    handler(from_address(pcp + 24).value)
+                if needs_pc:
+                    val.value = site.addr + 4  # Unicorn lacks the register: it would run it again
+                    reg_write(h, pc_reg, ref)
+            except BaseException as e:  # noqa: BLE001 - raw callbacks swallow exceptions
+                self._fail(e)
+            return 1
+
+        return on_sysreg
 
     def _trap_sysreg(self, site: SysregSite, value: int = 0) -> int:
         p = SysRegParams(*site.key, not site.is_read, value)
-        resume = self.vcpu.world_switch(site.esr(), self.vcpu.handle_sys64, p)
+        resume = self.vcpu.world_switch(self.sysreg_esr[site.addr], self.vcpu.handle_sys64, p)
         if not resume:
             self.finished = True
             uclib.uc_emu_stop(self.uc._uch)

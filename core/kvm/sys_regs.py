@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GuestFault
 from ..events import SYSREG_ENTRY, SYSREG_FIELD_TEST
+from .vgic.vgic_v3_emul import vgic_v3_dispatch_sgi
 
 if TYPE_CHECKING:
     from .arm import Vcpu
@@ -113,8 +114,6 @@ def access_pmu_reg(vcpu: Vcpu, p: SysRegParams, r: SysRegDesc) -> bool:
 def access_gic_sgi(vcpu: Vcpu, p: SysRegParams, r: SysRegDesc) -> bool:
     if not p.is_write:
         raise GuestFault("guest read ICC_SGI1R_EL1, a write-only register (KVM would inject UNDEF)")
-    from .vgic.vgic_v3_emul import vgic_v3_dispatch_sgi
-
     vgic_v3_dispatch_sgi(vcpu.dist, p.regval)
     return True
 

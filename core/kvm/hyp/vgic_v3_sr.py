@@ -21,9 +21,13 @@ if TYPE_CHECKING:
 ICH_LR_STATE = 3 << 62
 
 
+# How many ICH_AP0Rn/AP1Rn registers the priority bits need (the kernel's switch on
+# ICH_VTR_EL2.PRIbits): 7 bits -> 4, 6 bits -> 2, 5 bits -> 1; indexed by PRIbits.
+NR_APR_REGS = (1, 1, 1, 1, 1, 2, 4, 4)
+
+
 def nr_apr_regs(nr_pri_bits: int) -> int:
-    """How many ICH_AP0Rn/AP1Rn registers the priority bits need (the kernel's switch)."""
-    return {7: 4, 6: 2}.get(nr_pri_bits, 1)
+    return NR_APR_REGS[nr_pri_bits - 1]
 
 
 def save_maint_int_state(cpu: VgicV3Cpu, ich: IchInterface, lrs: int) -> None:
@@ -63,7 +67,7 @@ def build_vgic_v3_sr(
                         vgic_lr[i] &= ~ICH_LR_STATE
             if lrs_to_wipe is not None:
                 ich.zero_lrs(lrs_to_wipe(cpu, lrs))
-            n = nr_apr_regs(((vtr >> 29) & 7) + 1)
+            n = NR_APR_REGS[(vtr >> 29) & 7]
             if ap0rn is None or ap0rn(cpu):
                 ich.read_ap0rs(n, cpu.vgic_ap0r)
             ich.read_ap1rs(n, cpu.vgic_ap1r)
@@ -91,7 +95,7 @@ def build_vgic_v3_sr(
         ich.write_vmcr(cpu.vgic_vmcr)
         vtr = ich.read_vtr()
         if lrs:
-            n = nr_apr_regs(((vtr >> 29) & 7) + 1)
+            n = NR_APR_REGS[(vtr >> 29) & 7]
             ich.write_ap1rs(n, cpu.vgic_ap1r)
             if ap0rn is None or ap0rn(cpu):
                 ich.write_ap0rs(n, cpu.vgic_ap0r)
