@@ -9,11 +9,10 @@ parameters; the ones marked ``fit = true`` are solved by least squares per host
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import ProfileError
-from .events import Ev
 from .platform import Platform
 from .study import Cell
 
@@ -105,4 +104,43 @@ def write_values(path: Path, values: dict[str, float]) -> None:
     path.write_text(text)
 
 
-EV_NAMES = [e.name for e in Ev]
+def with_values(pf: Platform, values: dict[str, float]) -> Platform:
+    params = {k: replace(p, value=values[k]) if k in values else p for k, p in pf.parameters.items()}
+    return replace(pf, parameters=params)
+
+
+def set_priors(platforms: dict[str, Platform], priors: list[str]) -> dict[str, Platform]:
+    """Apply ``[PLATFORM:]NAME=VALUE`` overrides of prior parameters."""
+    out = dict(platforms)
+    for item in priors:
+        target, _, assignment = item.rpartition(":")
+        name, eq, value = assignment.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not eq or number is None:
+            raise ProfileError(f"--prior {item!r}: expected [PLATFORM:]NAME=VALUE")
+        hit = False
+        for pname, pf in out.items():
+            if target and pname != target:
+                continue
+            if name in pf.parameters:
+                if pf.parameters[name].fit:
+                    raise ProfileError(f"--prior {item!r}: {name} is fitted on {pname}, not a prior")
+                out[pname] = with_values(pf, {name: number})
+                hit = True
+        if not hit:
+            raise ProfileError(f"--prior {item!r}: no profile has a parameter {name!r}")
+    return out
+
+
+def refit(platforms: dict[str, Platform], cells: dict[tuple[str, str], Cell],
+          reference: dict[str, dict[str, float]]) -> dict[str, Platform]:
+    """The profiles with their free parameters refitted (after a prior changed)."""
+    out = dict(platforms)
+    for fit in calibrate(platforms, cells, reference):
+        for name, pf in out.items():
+            if pf.host == fit.host:
+                out[name] = with_values(pf, fit.params)
+    return out

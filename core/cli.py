@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .errors import WorldswitchError
+from .errors import ProfileError, WorldswitchError
 
 EXIT_CODES = """Exit codes: 0 success, 1 internal error, 2 usage error, 3 bad guest image,
 4 unknown plugin or impossible plugin combination, 5 guest fault (unknown sysreg or
@@ -134,47 +134,70 @@ def run(guest: str, platform: str, patches: str, without: tuple[str, ...], force
               help="Worker processes.")
 @click.option("--measurements", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Reference figures (TOML, like data/reference.toml).")
+@click.option("--prior", "priors", multiple=True, metavar="[PLATFORM:]NAME=VALUE",
+              help="Change a prior parameter (cycles), refit the free ones to the vanilla figures, then "
+                   "price: how much does a prediction depend on it? Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @handle_errors
 def table(patches: str, platform_list: str | None, short: bool, jobs: int, measurements: Path | None,
-          as_json: bool) -> None:
+          priors: tuple[str, ...], as_json: bool) -> None:
     """The reference table: per-iteration cycles for Null HVC, Self SGI and SysReg on
     each platform, beside the study's vanilla figures and the error per cell. With
-    --patches, the patched prediction and its change against vanilla too."""
+    --patches, the patched prediction and its change against vanilla too.
+
+    \b
+    Examples:
+      worldswitch table --patches series
+      worldswitch table --patches 7-11 --platforms A,B
+      worldswitch table --short --patches series --prior gic_mmio_read=150"""
     from rich.progress import Progress
 
+    from .calibrate import refit, set_priors
+    from .platform import load_platforms
     from .plugin import discover, parse_selection
-    from .study import TABLE_GUESTS, load_reference, measure_cells, platforms_in
+    from .study import TABLE_GUESTS, load_reference, measure_cells, platforms_in, price
 
     reference = load_reference(measurements)
     platforms = platform_list.split(",") if platform_list else platforms_in(reference)
     guests = [g for g in TABLE_GUESTS if g in reference] or list(TABLE_GUESTS)
+    profiles = load_platforms()
+    for p in platforms:
+        if p not in profiles:
+            raise ProfileError(f"unknown platform {p!r}; known: {', '.join(profiles)}")
+    if priors:
+        profiles = set_priors(profiles, list(priors))
+        # refitting needs every calibrated platform's vanilla cells
+        platforms_run = sorted(set(platforms) | set(platforms_in(reference)), key=list(profiles).index)
+    else:
+        platforms_run = platforms
     patched = patches not in ("none", "vanilla", "")
     if patched:
         parse_selection(patches, discover())  # fail early on a bad selection
     per = 2 if short else 1
-    total = len(guests) * len(platforms) * per * (2 if patched else 1)
+    total = len(guests) * (len(platforms_run) + (len(platforms) if patched else 0)) * per
     with Progress(console=_console(stderr=True), transient=True, disable=as_json) as progress:
         task = progress.add_task("running guests", total=total)
 
         def tick(r: Any) -> None:
             progress.advance(task)
 
-        vanilla = measure_cells(guests, platforms, "none", short, jobs, tick)
+        vanilla = measure_cells(guests, platforms_run, "none", short, jobs, tick)
         after = measure_cells(guests, platforms, patches, short, jobs, tick) if patched else {}
+    if priors:
+        profiles = refit(profiles, vanilla, reference)
     rows = []
     for g in guests:
         for p in platforms:
             ref = reference.get(g, {}).get(p)
-            v = vanilla[(g, p)].cycles
+            v = price(vanilla[(g, p)], profiles[p])
             row: dict[str, Any] = {"guest": g, "platform": p, "reference": ref, "vanilla": round(v, 1),
                                    "error_pct": round(100 * (v - ref) / ref, 2) if ref else None}
             if patched:
-                a = after[(g, p)].cycles
+                a = price(after[(g, p)], profiles[p])
                 row.update(patched=round(a, 1), change_pct=round(100 * (a - v) / v, 2))
             rows.append(row)
     if as_json:
-        click.echo(json.dumps({"patches": patches, "short": short, "rows": rows}, indent=2))
+        click.echo(json.dumps({"patches": patches, "short": short, "priors": list(priors), "rows": rows}, indent=2))
         return
     _print_table(rows, guests, platforms, patched, patches)
 

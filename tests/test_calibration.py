@@ -75,3 +75,25 @@ def test_full_length_table_within_two_percent() -> None:
     assert len(rows) == 12
     for row in rows:
         assert abs(row["error_pct"]) < 2, row
+
+
+def test_prior_sensitivity_refits_vanilla() -> None:
+    """--prior changes an unidentifiable prior, refits, and only the predictions move."""
+    def rows(*extra: str) -> dict:
+        r = CliRunner().invoke(main, ["table", "--short", "--json", "--patches", "7", "--platforms", "A",
+                                      "-j", "1", *extra])
+        assert r.exit_code == 0, r.stderr
+        return {x["guest"]: x for x in json.loads(r.stdout)["rows"]}
+
+    base, cheap = rows(), rows("--prior", "gic_mmio_read=150")
+    for g in base:
+        assert abs(cheap[g]["error_pct"]) < 2  # still calibrated
+    # patch 7 saves 8 GICH reads per null hypercall: cheaper reads, smaller saving
+    assert cheap["null_hvc"]["change_pct"] > base["null_hvc"]["change_pct"]
+
+
+@pytest.mark.parametrize(("prior", "message"), [("gic_mmio_read", "expected"), ("world_switch=1", "fitted"),
+                                                ("nope=3", "no profile has")])
+def test_bad_priors(prior: str, message: str) -> None:
+    r = CliRunner().invoke(main, ["table", "--short", "--prior", prior, "-j", "1"])
+    assert r.exit_code == 8 and message in r.stderr
