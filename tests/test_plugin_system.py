@@ -191,3 +191,25 @@ def test_autoload_switch_hides_third_party(tmp_path, monkeypatch) -> None:
     finally:
         plugin_mod._discover.cache_clear()
         sys.modules.pop("thirdparty_ws", None)
+
+
+@pytest.mark.parametrize(
+    ("platform", "patches", "hvc", "sgi"),
+    [
+        # GICH (R, W) per round trip; each row is a forced combination and what its note says
+        ("A", "8", (7, 8), (7, 8)),  # every LR counts as live; MISR/EISR skipped (no EOI requested)
+        ("A", "7,8,10", (1, 1), (3, 8)),  # 10 without 9: the model reads ELRSR first anyway
+        ("A", "10", (5, 8), (5, 8)),  # without 7 the idle LRs are skipped too
+        ("A", "11", (9, 6), (9, 9)),  # read and wipe all four, write only the live ones
+        ("C-v3", "13", (2, 1), (9, 9)),  # ICH (R, W): without 7, same as 7+13
+        ("C-v3", "14", (10, 9), (10, 9)),
+        ("C-v2", "17", (11, 8), (11, 8)),  # AP0Rn skipped on every exit of a GICv2 guest
+    ],
+)
+def test_forced_combinations_do_what_their_notes_say(platform: str, patches: str, hvc: tuple, sgi: tuple) -> None:
+    from conftest import per_iteration
+
+    rd, wr = ("GICH_READ", "GICH_WRITE") if platform in ("A", "B") else ("ICH_READ", "ICH_WRITE")
+    for guest, want in (("null_hvc", hvc), ("self_sgi", sgi)):
+        s = per_iteration(guest, platform, patches, force=True)
+        assert (s[rd], s[wr]) == want, guest
