@@ -230,6 +230,7 @@ class Machine:
         scr = uc.cpr_read(3, 6, 1, 1, 0)
         uc.reg_write(a64.UC_ARM64_REG_CP_REG, (1, 1, 3, 6, 0, scr | (1 << 8)))
         self.native_pfr0 = uc.cpr_read(3, 0, 0, 4, 0)
+        self.ldst_esr = {(addr, site.is_write): site.esr() for addr, site in self.scan.ldst.items()}
         self._hook(UC_HOOK_INTR, HOOK_INTR_CFUNC(self._on_intr))
         hvc_imms = set(self.scan.hvc_imms.values())
         self.hvc_esr = (Exit.HVC64 << 26) | ESR_IL | (hvc_imms.pop() if len(hvc_imms) == 1 else 0)
@@ -403,11 +404,12 @@ class Machine:
             self._fail(e)
 
     def _syndrome(self, is_write: bool, size: int) -> int:
+        """ESR of the load/store at PC (Unicorn keeps PC exact for MMIO callbacks)."""
         pc = self.regs.read(a64.UC_ARM64_REG_PC)
-        site = self.scan.ldst.get(pc)
-        if site is None or site.is_write != is_write:
-            site = LdstSite(size, 0, is_write, False, size == 8, False)
-        return site.esr()
+        esr = self.ldst_esr.get((pc, is_write))
+        if esr is None:
+            esr = LdstSite(size, 0, is_write, False, size == 8, False).esr()
+        return esr
 
     def _dabt_read(self, base: int) -> Any:
         vcpu = self.vcpu

@@ -32,6 +32,8 @@ class GicH:
         self.c = counters
         self.lrf = ListRegisterFile(V2_LR, nr_lr, 5)
         self.nr_lr = nr_lr
+        self.all_lrs = (1 << nr_lr) - 1
+        self.zeros = [0] * nr_lr
 
     # Accessors named after the registers: the save/restore code reads like the kernel's.
     def read_vtr(self) -> int:
@@ -82,6 +84,10 @@ class GicH:
     def read_lrs(self, mask: int, dest: list[int]) -> None:
         """Read the LRs in ``mask`` into ``dest``."""
         lr = self.lrf.lr
+        if mask == self.all_lrs:  # the vanilla case: every LR, one access each
+            dest[:] = lr
+            self.c[GICH_READ] += self.nr_lr
+            return
         for i in range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr):
             if (mask >> i) & 1:
                 dest[i] = lr[i]
@@ -90,6 +96,10 @@ class GicH:
     def write_lrs(self, mask: int, values: list[int], live: int) -> None:
         """Write the LRs in ``mask``: the value for a live one, zero otherwise."""
         lr = self.lrf.lr
+        if mask == self.all_lrs and not live:  # the vanilla idle case: zero every LR
+            lr[:] = self.zeros
+            self.c[GICH_WRITE] += self.nr_lr
+            return
         for i in range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr):
             if (mask >> i) & 1:
                 lr[i] = values[i] if (live >> i) & 1 else 0

@@ -18,6 +18,8 @@ class IchInterface:
         self.c = counters
         self.lrf = ListRegisterFile(V3_LR, nr_lr, nr_pri_bits)
         self.nr_lr = nr_lr
+        self.all_lrs = (1 << nr_lr) - 1
+        self.zeros = [0] * nr_lr
         self.nr_pri_bits = nr_pri_bits
         self.sre_el2 = ICC_SRE_SRE | ICC_SRE_ENABLE
         self.sre_el1 = ICC_SRE_SRE  # what EL1 sees: the host's value until the hyp code sets the guest's
@@ -57,6 +59,10 @@ class IchInterface:
     def read_lrs(self, mask: int, dest: list[int]) -> None:
         """Read the LRs in ``mask`` into ``dest``."""
         lr = self.lrf.lr
+        if mask == self.all_lrs:  # the vanilla case: every LR, one access each
+            dest[:] = lr
+            self.c[ICH_READ] += self.nr_lr
+            return
         for i in range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr):
             if (mask >> i) & 1:
                 dest[i] = lr[i]
@@ -65,6 +71,10 @@ class IchInterface:
     def write_lrs(self, mask: int, values: list[int], live: int) -> None:
         """Write the LRs in ``mask``: the value for a live one, zero otherwise."""
         lr = self.lrf.lr
+        if mask == self.all_lrs and not live:  # the vanilla idle case: zero every LR
+            lr[:] = self.zeros
+            self.c[ICH_WRITE] += self.nr_lr
+            return
         for i in range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr):
             if (mask >> i) & 1:
                 lr[i] = values[i] if (live >> i) & 1 else 0

@@ -144,34 +144,36 @@ class ListRegisterFile:
 
     # ---- the guest side ------------------------------------------------------------
     def _running_priority(self) -> int:
-        shift = 8 - self.nr_pri_bits
+        """The group priority of the lowest active-priority bit set, 0x100 when idle."""
         best = 0x100
         for regs in (self.ap0r, self.ap1r):
             for n, word in enumerate(regs):
                 if word:
                     low = (word & -word).bit_length() - 1
-                    best = min(best, (n * 32 + low) << shift)
+                    best = min(best, (n * 32 + low) << (8 - self.nr_pri_bits))
+                    break
         return best
 
     def acknowledge(self, group: int) -> int:
         """IAR: take the highest-priority deliverable pending LR and make it active."""
-        if not self.hcr & 1:  # En clear: the interface signals nothing
-            return SPURIOUS
-        if not (self.grpen1 if group else self.grpen0):
+        vmcr = self.vmcr
+        if not self.hcr & 1 or not (vmcr >> group) & 1:  # En clear, or the group is disabled
             return SPURIOUS
         codec = self.codec
-        running = self._running_priority()
+        sh, gbit = codec.state_shift, codec.group_bit
         best = -1
         best_prio = 0x100
         for i, v in enumerate(self.lr):
-            if codec.state(v) & LR_PENDING and codec.group(v) == group:
+            if (v >> sh) & LR_PENDING and (v >> gbit) & 1 == group:
                 prio = codec.priority(v)
                 if prio < best_prio:
                     best, best_prio = i, prio
-        if best < 0 or best_prio >= self.pmr or best_prio >= running:
+        if best < 0 or best_prio >= self.pmr:
             return SPURIOUS
+        if (any(self.ap0r) or any(self.ap1r)) and best_prio >= self._running_priority():
+            return SPURIOUS  # no preemption of an equal or higher active priority
         v = self.lr[best]
-        self.lr[best] = codec.with_state(v, LR_ACTIVE)
+        self.lr[best] = (v & ~(3 << sh)) | (LR_ACTIVE << sh)
         bit = best_prio >> (8 - self.nr_pri_bits)
         regs = self.ap1r if group else self.ap0r
         regs[bit >> 5] |= 1 << (bit & 31)
@@ -187,12 +189,13 @@ class ListRegisterFile:
             if word:
                 regs[n] = word & (word - 1)
                 break
-        if self.eoimode:
+        if (self.vmcr >> 9) & 1:  # EOImode 1: deactivation is a separate DIR write
             return
         codec = self.codec
-        intid = value & codec.id_mask
+        mask, sh = codec.id_mask, codec.state_shift
+        intid = value & mask
         for i, v in enumerate(self.lr):
-            if (v & codec.id_mask) == intid and codec.state(v) & LR_ACTIVE:
-                self.lr[i] = codec.with_state(v, codec.state(v) & ~LR_ACTIVE)
+            if (v & mask) == intid and (v >> sh) & LR_ACTIVE:
+                self.lr[i] = v & ~(LR_ACTIVE << sh)
                 return
         self.eoicount += 1  # no LR matched: the hardware counts it for LRENP
