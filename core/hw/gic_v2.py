@@ -8,7 +8,7 @@ accesses are the world switch's cost, GICV accesses are the guest's (no exit).
 from __future__ import annotations
 
 from ..events import GICD_READ, GICD_WRITE, GICH_READ, GICH_WRITE, GICV_READ, GICV_WRITE
-from .vcpu_if import V2_LR, ListRegisterFile
+from .vcpu_if import V2_LR, ListRegisterFile, LrBank
 
 # GICH register offsets
 GICH_HCR, GICH_VTR, GICH_VMCR, GICH_MISR = 0x00, 0x04, 0x08, 0x10
@@ -23,17 +23,16 @@ GICC_RPR, GICC_HPPIR, GICC_APR0, GICC_IIDR, GICC_DIR = 0x14, 0x18, 0xD0, 0xFC, 0
 GICD_ISACTIVER0, GICD_ICACTIVER0 = 0x300, 0x380
 
 
-class GicH:
+class GicH(LrBank):
     """The GICv2 virtual interface control registers (GICH), memory-mapped, hyp only."""
 
+    READ, WRITE = GICH_READ, GICH_WRITE
     DESCENDING = False  # vgic-v2-sr.c walks the LRs upwards
 
     def __init__(self, counters: list[int], nr_lr: int = 4) -> None:
         self.c = counters
         self.lrf = ListRegisterFile(V2_LR, nr_lr, 5)
         self.nr_lr = nr_lr
-        self.all_lrs = (1 << nr_lr) - 1
-        self.zeros = [0] * nr_lr
 
     # Accessors named after the registers: the save/restore code reads like the kernel's.
     def read_vtr(self) -> int:
@@ -78,39 +77,6 @@ class GicH:
         self.c[GICH_WRITE] += 1
         self.lrf.hcr = value & 0x7FFFFFF
         self.lrf.eoicount = (value >> 27) & 0x1F
-
-    # Several LRs in one call: each LR is still one counted access, in the kernel's
-    # order (the hot path only saves the Python call per register).
-    def read_lrs(self, mask: int, dest: list[int]) -> None:
-        """Read the LRs in ``mask`` into ``dest``."""
-        lr = self.lrf.lr
-        if mask == self.all_lrs:  # the vanilla case: every LR, one access each
-            dest[:] = lr
-            self.c[GICH_READ] += self.nr_lr
-            return
-        for i in range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr):
-            if (mask >> i) & 1:
-                dest[i] = lr[i]
-                self.c[GICH_READ] += 1
-
-    def write_lrs(self, mask: int, values: list[int], live: int) -> None:
-        """Write the LRs in ``mask``: the value for a live one, zero otherwise."""
-        lr = self.lrf.lr
-        if mask == self.all_lrs and not live:  # the vanilla idle case: zero every LR
-            lr[:] = self.zeros
-            self.c[GICH_WRITE] += self.nr_lr
-            return
-        for i in range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr):
-            if (mask >> i) & 1:
-                lr[i] = values[i] if (live >> i) & 1 else 0
-                self.c[GICH_WRITE] += 1
-
-    def zero_lrs(self, mask: int) -> None:
-        lr = self.lrf.lr
-        for i in range(self.nr_lr):
-            if (mask >> i) & 1:
-                lr[i] = 0
-                self.c[GICH_WRITE] += 1
 
     def read_lr(self, i: int) -> int:
         self.c[GICH_READ] += 1

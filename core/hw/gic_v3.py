@@ -4,22 +4,21 @@ host's physical redistributor (the timer PPI's active state lives there)."""
 from __future__ import annotations
 
 from ..events import GICR_READ, GICR_WRITE, ICC_SRE_ACCESS, ICH_READ, ICH_WRITE, ICV_READ, ICV_WRITE
-from .vcpu_if import V3_LR, ListRegisterFile
+from .vcpu_if import V3_LR, ListRegisterFile, LrBank
 
 ICC_SRE_SRE, ICC_SRE_ENABLE = 1, 1 << 3
 
 
-class IchInterface:
+class IchInterface(LrBank):
     """ICH_*_EL2 plus the ICC_SRE_EL1/EL2 accesses the hyp code makes around them."""
 
+    READ, WRITE = ICH_READ, ICH_WRITE
     DESCENDING = True  # vgic-v3-sr.c's fall-through switch runs from max_lr_idx down
 
     def __init__(self, counters: list[int], nr_lr: int = 4, nr_pri_bits: int = 5) -> None:
         self.c = counters
         self.lrf = ListRegisterFile(V3_LR, nr_lr, nr_pri_bits)
         self.nr_lr = nr_lr
-        self.all_lrs = (1 << nr_lr) - 1
-        self.zeros = [0] * nr_lr
         self.nr_pri_bits = nr_pri_bits
         self.sre_el2 = ICC_SRE_SRE | ICC_SRE_ENABLE
         self.sre_el1 = ICC_SRE_SRE  # what EL1 sees: the host's value until the hyp code sets the guest's
@@ -53,39 +52,6 @@ class IchInterface:
         self.c[ICH_WRITE] += 1
         self.lrf.hcr = value & 0x7FFFFFF
         self.lrf.eoicount = (value >> 27) & 0x1F
-
-    # Several LRs in one call: each LR is still one counted access, in the kernel's
-    # order (the hot path only saves the Python call per register).
-    def read_lrs(self, mask: int, dest: list[int]) -> None:
-        """Read the LRs in ``mask`` into ``dest``."""
-        lr = self.lrf.lr
-        if mask == self.all_lrs:  # the vanilla case: every LR, one access each
-            dest[:] = lr
-            self.c[ICH_READ] += self.nr_lr
-            return
-        for i in range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr):
-            if (mask >> i) & 1:
-                dest[i] = lr[i]
-                self.c[ICH_READ] += 1
-
-    def write_lrs(self, mask: int, values: list[int], live: int) -> None:
-        """Write the LRs in ``mask``: the value for a live one, zero otherwise."""
-        lr = self.lrf.lr
-        if mask == self.all_lrs and not live:  # the vanilla idle case: zero every LR
-            lr[:] = self.zeros
-            self.c[ICH_WRITE] += self.nr_lr
-            return
-        for i in range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr):
-            if (mask >> i) & 1:
-                lr[i] = values[i] if (live >> i) & 1 else 0
-                self.c[ICH_WRITE] += 1
-
-    def zero_lrs(self, mask: int) -> None:
-        lr = self.lrf.lr
-        for i in range(self.nr_lr):
-            if (mask >> i) & 1:
-                lr[i] = 0
-                self.c[ICH_WRITE] += 1
 
     def read_lr(self, i: int) -> int:
         self.c[ICH_READ] += 1

@@ -199,3 +199,46 @@ class ListRegisterFile:
                 self.lr[i] = v & ~(LR_ACTIVE << sh)
                 return
         self.eoicount += 1  # no LR matched: the hardware counts it for LRENP
+
+
+class LrBank:
+    """Several list registers in one call, for GICH and ICH_*_EL2 alike. Each LR is
+    still one counted access, in the kernel's order; only the Python call per
+    register is saved on the hot path."""
+
+    READ: int  # the event class of one register read
+    WRITE: int
+    DESCENDING: bool  # the order the kernel walks the LRs in
+    c: list[int]
+    lrf: ListRegisterFile
+    nr_lr: int
+
+    def _order(self) -> range:
+        return range(self.nr_lr - 1, -1, -1) if self.DESCENDING else range(self.nr_lr)
+
+    def read_lrs(self, mask: int, dest: list[int]) -> None:
+        """Read the LRs in ``mask`` into ``dest``."""
+        lr = self.lrf.lr
+        if mask == (1 << self.nr_lr) - 1:  # the vanilla case: every LR
+            dest[:] = lr
+            self.c[self.READ] += self.nr_lr
+            return
+        for i in self._order():
+            if (mask >> i) & 1:
+                dest[i] = lr[i]
+                self.c[self.READ] += 1
+
+    def write_lrs(self, mask: int, values: list[int], live: int) -> None:
+        """Write the LRs in ``mask``: the value for a live one, zero otherwise."""
+        lr = self.lrf.lr
+        for i in self._order():
+            if (mask >> i) & 1:
+                lr[i] = values[i] if (live >> i) & 1 else 0
+                self.c[self.WRITE] += 1
+
+    def zero_lrs(self, mask: int) -> None:
+        lr = self.lrf.lr
+        for i in self._order():
+            if (mask >> i) & 1:
+                lr[i] = 0
+                self.c[self.WRITE] += 1

@@ -6,6 +6,7 @@ EISR are known to be zero and are not read; EISR is read only when MISR says EOI
 """
 
 from worldswitch.plugin import PluginMeta, hookimpl
+from worldswitch.plugins.maint import expect_maint_int
 
 WORLDSWITCH_PLUGIN = PluginMeta(
     name="vgic-v2-maint-on-demand",
@@ -26,12 +27,7 @@ GICH_MISR_EOI = 1
 
 @hookimpl
 def vgic_v2_save_maint_int_state(vgic_cpu, gich, lrs):
-    expect_mi = bool(vgic_cpu.vgic_hcr & GICH_HCR_UIE)
-    for i in range(vgic_cpu.nr_lr):
-        if (lrs >> i) & 1:
-            lr = vgic_cpu.vgic_lr[i]
-            expect_mi |= bool(lr & GICH_LR_EOI) and not lr & GICH_LR_HW
-    if expect_mi:
+    if expect_maint_int(vgic_cpu, lrs, GICH_HCR_UIE, GICH_LR_EOI, GICH_LR_HW):
         vgic_cpu.vgic_misr = gich.read_misr()
         if vgic_cpu.vgic_misr & GICH_MISR_EOI:
             eisr = gich.read_eisr(0)

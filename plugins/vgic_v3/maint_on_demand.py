@@ -5,6 +5,7 @@ LR with EOI set and HW clear) was requested; ICH_EISR_EL2 only when MISR says EO
 """
 
 from worldswitch.plugin import PluginMeta, hookimpl
+from worldswitch.plugins.maint import expect_maint_int
 
 WORLDSWITCH_PLUGIN = PluginMeta(
     name="vgic-v3-maint-on-demand",
@@ -25,12 +26,7 @@ ICH_MISR_EOI = 1
 
 @hookimpl
 def vgic_v3_save_maint_int_state(vgic_cpu, ich, lrs):
-    expect_mi = bool(vgic_cpu.vgic_hcr & ICH_HCR_UIE)
-    for i in range(vgic_cpu.nr_lr):
-        if (lrs >> i) & 1:
-            lr = vgic_cpu.vgic_lr[i]
-            expect_mi |= bool(lr & ICH_LR_EOI) and not lr & ICH_LR_HW
-    if expect_mi:
+    if expect_maint_int(vgic_cpu, lrs, ICH_HCR_UIE, ICH_LR_EOI, ICH_LR_HW):
         vgic_cpu.vgic_misr = ich.read_misr()
         vgic_cpu.vgic_eisr = ich.read_eisr() if vgic_cpu.vgic_misr & ICH_MISR_EOI else 0
     else:

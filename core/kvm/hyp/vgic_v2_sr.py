@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from ...hw.gic_v2 import GicH
     from ..vgic.vgic import VgicV2Cpu
 
-GICH_LR_STATE = 3 << 28
 ALL_EMPTY = (1 << 64) - 1
 
 
@@ -66,24 +65,15 @@ def build_vgic_v2_sr(hooks: Hooks) -> tuple[Callable[[VgicV2Cpu, GicH], None], C
         # save_lrs: read back what must be read, forget the state of the rest
         read = lrs if lrs_to_read is None else lrs_to_read(cpu, lrs)
         gich.read_lrs(read, cpu.vgic_lr)
-        skipped = lrs & ~read
-        if skipped:
-            vgic_lr = cpu.vgic_lr
-            for i in range(cpu.nr_lr):
-                if (skipped >> i) & 1:
-                    vgic_lr[i] &= ~GICH_LR_STATE
+        if read != lrs:
+            cpu.clear_state(lrs & ~read)
         if lrs_to_wipe is not None:
             gich.zero_lrs(lrs_to_wipe(cpu, lrs))
         cpu.live_lrs = 0
 
     def vgic_v2_restore_state(cpu: VgicV2Cpu, gich: GicH) -> None:
         vgic_lr = cpu.vgic_lr
-        live = 0
-        if any(vgic_lr):
-            for i in range(cpu.nr_lr):
-                if vgic_lr[i] & GICH_LR_STATE:
-                    live |= 1 << i
-        cpu.live_lrs = live
+        live = cpu.live_lrs = cpu.live_mask()
         lrs = cpu.all_lrs if lrs_to_restore is None else lrs_to_restore(cpu, live)
         if lrs:
             gich.write_hcr(cpu.vgic_hcr)

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from ...hw.gic_v3 import IchInterface
     from ..vgic.vgic import VgicV3Cpu
 
-ICH_LR_STATE = 3 << 62
 
 
 # How many ICH_AP0Rn/AP1Rn registers the priority bits need (the kernel's switch on
@@ -59,12 +58,8 @@ def build_vgic_v3_sr(
             lrs &= (2 << (vtr & 0xF)) - 1  # max_lr_idx bounds the kernel's switch
             read = lrs if lrs_to_read is None else lrs_to_read(cpu, lrs)
             ich.read_lrs(read, cpu.vgic_lr)
-            skipped = lrs & ~read
-            if skipped:
-                vgic_lr = cpu.vgic_lr
-                for i in range(cpu.nr_lr):
-                    if (skipped >> i) & 1:
-                        vgic_lr[i] &= ~ICH_LR_STATE
+            if read != lrs:
+                cpu.clear_state(lrs & ~read)
             if lrs_to_wipe is not None:
                 ich.zero_lrs(lrs_to_wipe(cpu, lrs))
             n = NR_APR_REGS[(vtr >> 29) & 7]
@@ -83,12 +78,7 @@ def build_vgic_v3_sr(
     def vgic_v3_restore_state(cpu: VgicV3Cpu, ich: IchInterface) -> None:
         ich.write_sre_el1(cpu.vgic_sre)
         vgic_lr = cpu.vgic_lr
-        live = 0
-        if any(vgic_lr):
-            for i in range(cpu.nr_lr):
-                if vgic_lr[i] & ICH_LR_STATE:
-                    live |= 1 << i
-        cpu.live_lrs = live
+        live = cpu.live_lrs = cpu.live_mask()
         lrs = cpu.all_lrs if lrs_to_restore is None else lrs_to_restore(cpu, live)
         if lrs:
             ich.write_hcr(cpu.vgic_hcr)

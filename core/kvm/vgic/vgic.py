@@ -17,7 +17,33 @@ NR_IRQS = 64  # private interrupts plus one block of SPIs: enough for these gues
 LR_STATE_PENDING, LR_STATE_ACTIVE = 1, 2
 
 
-class VgicV2Cpu:
+class VgicCpuIf:
+    """What the v2 and v3 shadows share: the in-memory LRs and their live set."""
+
+    nr_lr: int
+    vgic_lr: list[int]
+    state_shift: int
+
+    def live_mask(self) -> int:
+        """The LRs holding a pending or active interrupt (patch 7's ``live_lrs``)."""
+        vgic_lr = self.vgic_lr
+        live = 0
+        if any(vgic_lr):
+            sh = self.state_shift
+            for i in range(self.nr_lr):
+                if (vgic_lr[i] >> sh) & 3:
+                    live |= 1 << i
+        return live
+
+    def clear_state(self, mask: int) -> None:
+        """Mark the LRs in ``mask`` invalid in memory without reading them back."""
+        vgic_lr = self.vgic_lr
+        for i in range(self.nr_lr):
+            if (mask >> i) & 1:
+                vgic_lr[i] &= ~(3 << self.state_shift)
+
+
+class VgicV2Cpu(VgicCpuIf):
     """struct vgic_v2_cpu_if: the GICH shadow the hyp code saves into and restores from."""
 
     def __init__(self, nr_lr: int) -> None:
@@ -43,7 +69,7 @@ class VgicV2Cpu:
         return lr & 0x3FF
 
 
-class VgicV3Cpu:
+class VgicV3Cpu(VgicCpuIf):
     """struct vgic_v3_cpu_if: the ICH shadow, with the guest's view of ICC_SRE_EL1."""
 
     def __init__(self, nr_lr: int, nr_pri_bits: int, vgic_sre: int) -> None:
