@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 
 import pytest
-
 from worldswitch.api import RunResult, run_guest
 
 PLATFORMS = ("A", "B", "C-v2", "C-v3")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from worldswitch.cli import main
 from worldswitch.platform import load_platforms
 from worldswitch.study import load_reference, measure_cells
@@ -32,7 +31,8 @@ def test_calibrate_reproduces_the_committed_profiles() -> None:
         for platform in (p for p in pfs.values() if p.host == fit["host"]):
             for name, value in fit["params"].items():
                 assert platform.parameters[name].fit
-                assert platform.parameters[name].value == pytest.approx(value, rel=1e-6, abs=1e-4), (platform.name, name)
+                committed = platform.parameters[name].value
+                assert committed == pytest.approx(value, rel=1e-6, abs=1e-4), (platform.name, name)
         for cell in fit["cells"]:
             assert abs(cell["residual_pct"]) < 2
 

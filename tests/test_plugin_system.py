@@ -5,7 +5,6 @@ from __future__ import annotations
 import pluggy
 import pytest
 from conftest import cached_run
-
 from worldswitch import hookspecs
 from worldswitch.api import run_guest
 from worldswitch.errors import PluginError, PluginFailure

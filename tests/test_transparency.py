@@ -7,7 +7,6 @@ import pytest
 from conftest import GUESTS, PLATFORMS, cached_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from worldswitch.plugin import discover
 
 ARM64_PATCHES = [n for n in range(1, 18) if n not in (2, 3, 4, 5)]  # 2-5 act on the 32-bit host only

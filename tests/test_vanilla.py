@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import GUESTS, PLATFORMS, cached_run
-
 from worldswitch.api import run_guest
 from worldswitch.kvm.psci import SYSTEM_EVENT_RESET
 
