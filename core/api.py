@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from .errors import GuestImageError, PluginFailure, WorldswitchError
 from .events import EXIT_NAMES, Ev, new_counters
 from .platform import Platform, get_platform
@@ -94,6 +96,8 @@ def run_guest(
         pm.register(obj)
     counters = new_counters()
     hooks = Hooks(pm)
+    log = structlog.get_logger("worldswitch").bind(guest=name, platform=pf.name)
+    log.debug("run.start", plugins=selected, hooks=sorted(n for n in vars(hooks) if n != "pm" and getattr(hooks, n)))
     try:
         if pf.arch == "aarch32":
             from .aarch32 import Machine32 as MachineCls
@@ -128,6 +132,7 @@ def run_guest(
         raise BudgetExceeded(f"guest {name} did not finish within the {timeout:g} s time budget")
     from .cost import cycles
 
+    log.debug("run.end", exits=sum(vcpu.exits), seconds=round(wall, 3))
     exits = vcpu.exits_by_reason()
     iterations = sum(exits.values())
     total = cycles(counters, pf)

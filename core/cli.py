@@ -26,6 +26,12 @@ def _console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False)
 
 
+def _null() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
 def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
     """One line on stderr and the documented exit code, never a traceback."""
     @wraps(f)
@@ -44,7 +50,8 @@ def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="worldswitch")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Log each run's start and end (to stderr).")
+def main(verbose: bool) -> None:
     """Simulate the KVM/ARM world switch (Linux v4.5-rc4) and measure what each of the
     17 entry/exit optimizations of the 2016 series buys, per platform and per exit.
 
@@ -55,6 +62,16 @@ def main() -> None:
       worldswitch run null_hvc -p A --patches 7,6
       worldswitch plugins                   # what can be switched on
     """
+    import logging
+
+    import structlog
+
+    # one filtering logger for the process: below the level a log call costs nothing
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if verbose else logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
 
 
 def _selection_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,8 +110,10 @@ def run(guest: str, platform: str, patches: str, without: tuple[str, ...], force
     except ValueError:
         raise click.BadParameter(f"{redist_base!r} is not an address", param_hint="--redist-base") from None
     pf = get_platform(platform)
-    r = run_guest(guest, pf, patches=patches, without=without, force=force, max_exits=max_exits,
-                  timeout=timeout, redist_base=base)
+    con_err = _console(stderr=True)
+    with con_err.status(f"running {guest} on {pf.name}...") if con_err.is_terminal and not as_json else _null():
+        r = run_guest(guest, pf, patches=patches, without=without, force=force, max_exits=max_exits,
+                      timeout=timeout, redist_base=base)
     if as_json:
         click.echo(json.dumps(r.to_json(), indent=2, sort_keys=True))
         return
