@@ -49,8 +49,7 @@ VGIC_DISPATCH_SGI = 25
 VGIC_QUEUE_IRQ = 26  # an interrupt placed in an in-memory LR by the flush
 VGIC_LR_SYNC = 27  # an in-memory LR retired by the sync
 IRQCHIP_STATE_CALL = 28  # host irq_set_irqchip_state (lock, descriptor, driver call)
-PMU_SYSREG = 29  # host PMU register accesses made on the guest's behalf
-VGIC_SGI1R_DECODE = 30  # vgic_v3_dispatch_sgi: match ICC_SGI1R_EL1's affinity against each vCPU
+VGIC_SGI1R_DECODE = 29  # vgic_v3_dispatch_sgi: match ICC_SGI1R_EL1's affinity against each vCPU
 
 #: One class of counted event; the platform profile gives each a unit cost.
 Ev = IntEnum("Ev", [(k, v) for k, v in dict(globals()).items() if k.isupper() and isinstance(v, int)])
