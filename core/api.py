@@ -32,8 +32,10 @@ class RunResult:
         return asdict(self)
 
 
-def resolve_guest(guest: str) -> tuple[str, Path]:
-    """A built-in guest name (``null_hvc``, ``self_sgi``, ``sysreg``, ``name-256`` ...) or a path."""
+def resolve_guest(guest: str, arch: str | None = None) -> tuple[str, Path]:
+    """A built-in guest name (``null_hvc``, ``self_sgi``, ``sysreg``, ``name-256`` ...) or a path.
+
+    A built-in image must match the platform's architecture (``arch``)."""
     from worldswitch import guests
 
     p = Path(guest)
@@ -47,6 +49,8 @@ def resolve_guest(guest: str) -> tuple[str, Path]:
     except (KeyError, ValueError):
         known = ", ".join(guests.GUESTS)
         raise GuestImageError(f"unknown guest {guest!r}: give a path to a flat binary or one of {known}") from None
+    if arch is not None and image.arch != arch:
+        raise GuestImageError(f"guest {guest} is an {image.arch} image; the platform runs {arch} guests")
     return guest, guests.image_path(image)
 
 
@@ -88,7 +92,7 @@ def run_guest(
     from .plugin import discover, make_manager, parse_selection
 
     pf = platform if isinstance(platform, Platform) else get_platform(platform)
-    name, path = resolve_guest(guest)
+    name, path = resolve_guest(guest, pf.arch)
     plugins = discover()
     selected = parse_selection(patches, plugins, without)
     pm = make_manager(selected, plugins, force=force)

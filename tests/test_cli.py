@@ -149,3 +149,48 @@ def test_help_teaches() -> None:
     out = invoke("--help")[1]
     assert "Exit codes" in out and "worldswitch table --patches series" in out
     assert "--patches" in invoke("run", "--help")[1]
+
+
+def test_guest_architecture_must_match_platform() -> None:
+    code, _, err = invoke("run", "aarch32_pmselr-256", "-p", "A")
+    assert code == 3 and "aarch32 image" in err
+    code, _, err = invoke("run", "null_hvc-256", "-p", "A15-32")
+    assert code == 3 and "aarch64 image" in err
+
+
+def _mrs(rt: int, op0: int, op1: int, crn: int, crm: int, op2: int) -> int:
+    return 0xD5300000 | ((op0 - 2) << 19) | (op1 << 16) | (crn << 12) | (crm << 8) | (op2 << 5) | rt
+
+
+def _msr(rt: int, op0: int, op1: int, crn: int, crm: int, op2: int) -> int:
+    return _mrs(rt, op0, op1, crn, crm, op2) & ~(1 << 21)
+
+
+def timer_guest(tmp_path: Path) -> str:
+    """Arm the virtual timer 1000 ticks ahead, wait for it, read the counter."""
+    return image(
+        tmp_path,
+        _mrs(1, 3, 3, 14, 0, 2),  # mrs x1, cntvct_el0
+        0x91000000 | (1000 << 10) | (1 << 5) | 1,  # add x1, x1, #1000
+        _msr(1, 3, 3, 14, 3, 2),  # msr cntv_cval_el0, x1
+        0xD2800022,  # movz x2, #1: enable, unmasked
+        _msr(2, 3, 3, 14, 3, 1),  # msr cntv_ctl_el0, x2
+        WFI,
+        _mrs(3, 3, 3, 14, 0, 2),  # mrs x3, cntvct_el0
+        _mrs(4, 3, 3, 14, 3, 1),  # mrs x4, cntv_ctl_el0 (ISTATUS)
+        *RESET,
+        B_SELF,
+    )
+
+
+@pytest.mark.parametrize("patches", ["none", "6", "series"])
+def test_virtual_timer_wakes_wfi_in_simulated_time(tmp_path: Path, patches: str) -> None:
+    code, out, err = invoke("run", timer_guest(tmp_path), "--json", "--patches", patches)
+    assert code == 0, err
+    data = json.loads(out)
+    regs = data["guest_visible"]["registers"]
+    assert regs["x3"] == regs["x1"] == 1000  # the counter jumped to the deadline, no host time
+    assert regs["x4"] == 5  # ENABLE | ISTATUS
+    assert data["exits"] == {"hvc64": 1, "wfx": 1}
+    # the timer line is high after the wake-up: the host GIC's active state is set on entry
+    assert data["counts"]["GICD_WRITE"] == 2
