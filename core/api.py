@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,6 +14,23 @@ import structlog
 from .errors import GuestImageError, PluginFailure, WorldswitchError
 from .events import EXIT_NAMES, Ev, new_counters
 from .platform import Platform, get_platform
+
+
+def _make_logger(level: int) -> Any:
+    return structlog.wrap_logger(
+        structlog.PrintLogger(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        processors=[structlog.processors.add_log_level, structlog.dev.ConsoleRenderer(colors=False)],
+    )
+
+
+# Bound once; below its level a log call costs nothing. Quiet unless asked (-v).
+_logger = _make_logger(logging.WARNING)
+
+
+def set_log_level(level: int) -> None:
+    global _logger
+    _logger = _make_logger(level)
 
 
 @dataclass
@@ -100,7 +119,7 @@ def run_guest(
         pm.register(obj)
     counters = new_counters()
     hooks = Hooks(pm)
-    log = structlog.get_logger("worldswitch").bind(guest=name, platform=pf.name)
+    log = _logger.bind(guest=name, platform=pf.name)
     log.debug("run.start", plugins=selected, hooks=sorted(n for n in vars(hooks) if n != "pm" and getattr(hooks, n)))
     try:
         if pf.arch == "aarch32":

@@ -62,16 +62,12 @@ def main(verbose: bool) -> None:
       worldswitch run null_hvc -p A --patches 7,6
       worldswitch plugins                   # what can be switched on
     """
-    import logging
+    if verbose:
+        import logging
 
-    import structlog
+        from .api import set_log_level
 
-    # one filtering logger for the process: below the level a log call costs nothing
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if verbose else logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
+        set_log_level(logging.DEBUG)
 
 
 def _selection_options(f: Callable[..., Any]) -> Callable[..., Any]:
