@@ -74,6 +74,7 @@ class Vcpu:
         self.c = counters
         self.hooks = hooks
         self.exits = [0] * 64  # by exception class
+        self.entries = 0
         self.sys_regs: dict[str, int] = {}
         self.counter = 0  # the virtual counter (CNTVCT), in simulated time
         self.timer = arch_timer.ArchTimerCpu()
@@ -121,15 +122,15 @@ class Vcpu:
 
     # ---- the round trip ----------------------------------------------------------------
     def world_switch(self, esr: int, handler: Callable[..., int], *args: Any) -> bool:
-        """One exit, its handling, and the re-entry. False when the exit goes to userspace."""
+        """One exit, its handling, and the re-entry. False when the exit goes to userspace.
+
+        The fixed-size context moves of each half (EL1 registers, timer registers) are
+        charged per exit and per entry by :meth:`finish_counts`."""
         c = self.c
         # __guest_run, exit half: guest context saved, host context restored
         c[WORLD_SWITCH] += 1
         if c[WORLD_SWITCH] > self.max_exits:
             raise BudgetExceeded(f"exit budget of {self.max_exits} exits exhausted before the guest finished")
-        c[EL1_SYSREG_SAVE] += EL1_CONTEXT_REGS
-        c[EL1_SYSREG_RESTORE] += EL1_CONTEXT_REGS
-        c[TIMER_SYSREG] += TIMER_SAVE_ACCESSES
         self.vgic_save(self.vgic_cpu, self.hyp_if)
         self.exits[esr >> 26] += 1
         # kvm_arch_vcpu_ioctl_run, back in the host
@@ -145,12 +146,17 @@ class Vcpu:
         self.timer_flush(self)
         self.dist.flush_hwstate()
         self.vgic_restore(self.vgic_cpu, self.hyp_if)
-        c[TIMER_SYSREG] += TIMER_RESTORE_ACCESSES
-        c[EL1_SYSREG_SAVE] += EL1_CONTEXT_REGS
-        c[EL1_SYSREG_RESTORE] += EL1_CONTEXT_REGS
+        self.entries += 1
         if self.on_guest_enter is not None:
             self.on_guest_enter(self)
         return True
+
+    def finish_counts(self) -> None:
+        """Charge the fixed-size steps of every exit and entry half of the run."""
+        c = self.c
+        exits, entries = c[WORLD_SWITCH], self.entries
+        c[EL1_SYSREG_SAVE] = c[EL1_SYSREG_RESTORE] = EL1_CONTEXT_REGS * (exits + entries)
+        c[TIMER_SYSREG] = TIMER_SAVE_ACCESSES * exits + TIMER_RESTORE_ACCESSES * entries
 
     def first_entry(self) -> None:
         """vcpu_load and the first KVM_RUN: the entry half alone."""
@@ -158,10 +164,12 @@ class Vcpu:
         arch_timer.kvm_timer_flush_hwstate(self)
         self.dist.flush_hwstate()
         self.vgic_restore(self.vgic_cpu, self.hyp_if)
+        self.entries += 1
 
     def vcpu_put(self) -> None:
         """kvm_arch_vcpu_put: patch 6 drops its cache here."""
         self.hooks.call_setup("kvm_timer_vcpu_put", timer=self.timer)
+        self.finish_counts()
 
     # ---- handle_exit and the handlers, by exception class --------------------------------
     def handle_hvc(self, regs: list[int]) -> int:
