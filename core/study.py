@@ -97,23 +97,51 @@ def cell_from_run(r: RunResult) -> Cell:
                 r.cycles_per_iteration, r)
 
 
+def measure_many(
+    selections: Iterable[str], guests: Iterable[str], platforms: Iterable[str], short: bool = False,
+    workers: int = 1, progress: Callable[[RunResult], None] | None = None, force: bool = False,
+) -> dict[tuple[str, str, str], Cell]:
+    """Per-iteration counts and cycles for each (selection, guest, platform), all runs in
+    one pool."""
+    keys = [(sel, g, p) for sel in selections for g in guests for p in platforms]
+    if not short:
+        results = run_many([(g, p, sel, force) for sel, g, p in keys], workers, progress)
+        return {k: cell_from_run(r) for k, r in zip(keys, results)}
+    a, b = SHORT_LENGTHS
+    results = run_many([(f"{g}-{n}", p, sel, force) for sel, g, p in keys for n in (a, b)], workers, progress)
+    return {k: extrapolate(results[2 * i], results[2 * i + 1], a, b, full_iterations(k[1]))
+            for i, k in enumerate(keys)}
+
+
 def measure_cells(
     guests: Iterable[str], platforms: Iterable[str], patches: str = "none", short: bool = False,
     workers: int = 1, progress: Callable[[RunResult], None] | None = None, force: bool = False,
 ) -> dict[tuple[str, str], Cell]:
     """Per-iteration counts and cycles for each (guest, platform)."""
-    guests, platforms = list(guests), list(platforms)
-    if not short:
-        jobs = [(g, p, patches, force) for g in guests for p in platforms]
-        return {(r.guest, r.platform): cell_from_run(r) for r in run_many(jobs, workers, progress)}
-    a, b = SHORT_LENGTHS
-    jobs = [(f"{g}-{n}", p, patches, force) for g in guests for p in platforms for n in (a, b)]
-    results = run_many(jobs, workers, progress)
-    cells = {}
-    for i in range(0, len(results), 2):
-        cell = extrapolate(results[i], results[i + 1], a, b, full_iterations(results[i].guest.split("-")[0]))
-        cells[(cell.guest, cell.platform)] = cell
-    return cells
+    cells = measure_many([patches], list(guests), list(platforms), short, workers, progress, force)
+    return {(g, p): cell for (_, g, p), cell in cells.items()}
+
+
+def requirement_closure(name: str, plugins: dict) -> set[str]:
+    """The plugin and everything it requires, transitively."""
+    out, todo = {name}, [name]
+    while todo:
+        for req in plugins[todo.pop()].meta.requires:
+            if req not in out:
+                out.add(req)
+                todo.append(req)
+    return out
+
+
+def ablation_sets(selected: list[str], plugins: dict) -> dict[str, tuple[str, str]]:
+    """For each plugin of a set: (the plugin with its requirements, the set without the
+    plugin and whatever requires it). Both are valid selections, so nothing is forced."""
+    out = {}
+    for name in selected:
+        alone = [n for n in selected if n in requirement_closure(name, plugins)]
+        rest = [n for n in selected if name not in requirement_closure(n, plugins)]
+        out[name] = (",".join(alone), ",".join(rest) or "none")
+    return out
 
 
 def price(cell: Cell, platform: Platform) -> float:

@@ -194,3 +194,19 @@ def test_virtual_timer_wakes_wfi_in_simulated_time(tmp_path: Path, patches: str)
     assert data["exits"] == {"hvc64": 1, "wfx": 1}
     # the timer line is high after the wake-up: the host GIC's active state is set on entry
     assert data["counts"]["GICD_WRITE"] == 2
+
+
+def test_ablate_attribution() -> None:
+    code, out, err = invoke("ablate", "--patches", "7-11", "--platforms", "A", "--guests", "self_sgi", "--json",
+                            "-j", "1")
+    assert code == 0, err
+    rows = {r["patch"]: r for r in json.loads(out)}
+    total = rows[7]["vanilla"] - rows[7]["all"]
+    assert total > 0
+    # 11 needs 7-10: alone it is the whole chain; everything depends on 7: without it nothing is left
+    assert rows[11]["alone_saves"] == pytest.approx(total)
+    assert rows[7]["marginal_saves"] == pytest.approx(total)
+    # a refactor saves nothing at the margin
+    assert rows[9]["marginal_saves"] == pytest.approx(0)
+    for r in rows.values():
+        assert r["alone_saves"] >= 0 and r["marginal_saves"] >= 0
