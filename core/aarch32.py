@@ -147,12 +147,11 @@ class Vcpu32(Vcpu):
 
     def _search(self, p: CoprocParams, table: CoprocTable) -> FindResult:
         """find_reg through the kvm_find_coproc_reg hook, memoised per (table, key)."""
-        cache_key = (id(table), p.key)
-        res = self._search_cache.get(cache_key)
+        cache = self.search_cache(table)
+        res = cache.get(p.key)
         if res is None:
             hook = self.hooks.kvm_find_coproc_reg
-            res = (hook(p, table) if hook else None) or find_reg(p, table)
-            self._search_cache[cache_key] = res
+            res = cache[p.key] = (hook(p, table) if hook else None) or find_reg(p, table)
         return res
 
 

@@ -9,10 +9,8 @@ from .events import Ev
 from .platform import Platform
 
 
-def cycles(counts: list[int] | dict[str, int], platform: Platform, overrides: dict[str, float] | None = None) -> float:
+def cycles(counts: list[int], platform: Platform, overrides: dict[str, float] | None = None) -> float:
     units = platform.unit_costs(overrides)
-    if isinstance(counts, dict):
-        return sum(units[Ev[k]] * v for k, v in counts.items())
     return sum(u * n for u, n in zip(units, counts))
 
 

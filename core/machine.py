@@ -231,6 +231,14 @@ class Machine:
         uc.reg_write(a64.UC_ARM64_REG_CP_REG, (1, 1, 3, 6, 0, scr | (1 << 8)))
         self.native_pfr0 = uc.cpr_read(3, 0, 0, 4, 0)
         self.ldst_esr = {(addr, site.is_write): site.esr() for addr, site in self.scan.ldst.items()}
+        # The syndrome's Rt and sign bits matter only to a ws_guest_exit hook; its size
+        # matters when a 64-bit or pair access could reach MMIO. Otherwise the callback's
+        # own size and direction build the same EC/ISV/SAS/WnR without a PC read.
+        wide = any(s.size == 8 or s.pair for s in self.scan.ldst.values())
+        self.mmio_needs_pc = wide or self.vcpu.on_guest_exit is not None
+        self.plain_esr = {
+            (w, n): LdstSite(n, 0, w, False, False, False).esr() for w in (False, True) for n in (1, 2, 4)
+        }
         self._hook(UC_HOOK_INTR, HOOK_INTR_CFUNC(self._on_intr))
         hvc_imms = set(self.scan.hvc_imms.values())
         self.hvc_esr = (Exit.HVC64 << 26) | ESR_IL | (hvc_imms.pop() if len(hvc_imms) == 1 else 0)
@@ -405,6 +413,8 @@ class Machine:
 
     def _syndrome(self, is_write: bool, size: int) -> int:
         """ESR of the load/store at PC (Unicorn keeps PC exact for MMIO callbacks)."""
+        if not self.mmio_needs_pc:
+            return self.plain_esr[is_write, size]
         pc = self.regs.read(a64.UC_ARM64_REG_PC)
         esr = self.ldst_esr.get((pc, is_write))
         if esr is None:

@@ -212,3 +212,24 @@ def test_forced_combinations_do_what_their_notes_say(platform: str, patches: str
     for guest, want in (("null_hvc", hvc), ("self_sgi", sgi)):
         s = per_iteration(guest, platform, patches, force=True)
         assert (s[rd], s[wr]) == want, guest
+
+
+class Syndromes:
+    def __init__(self) -> None:
+        self.esrs: set[int] = set()
+
+    @hookimpl
+    def ws_guest_exit(self, vcpu, esr):
+        self.esrs.add(esr)
+
+
+def test_guest_exit_hook_sees_the_decoded_syndrome() -> None:
+    """With a ws_guest_exit hook the MMIO syndrome carries the decoded Rt (str w4 for
+    GICD_SGIR); without one the same exits are counted without reading PC."""
+    rec = Syndromes()
+    seen = run_guest("self_sgi-256", "A", extra_plugins=(rec,))
+    sgir = (0x24 << 26) | (1 << 25) | (1 << 24) | (2 << 22) | (4 << 16) | (1 << 6) | 0x06
+    assert sgir in rec.esrs
+    assert any(e >> 26 == 0x16 for e in rec.esrs)  # the final HVC
+    plain = run_guest("self_sgi-256", "A")
+    assert seen.counts == plain.counts and seen.guest_visible == plain.guest_visible

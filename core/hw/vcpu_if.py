@@ -27,33 +27,9 @@ class LrCodec:
     eoi_bit: int
     id_mask: int  # what IAR returns: vINTID (+ source CPU for GICv2-model SGIs)
 
-    def state(self, lr: int) -> int:
-        return (lr >> self.state_shift) & 3
-
-    def with_state(self, lr: int, state: int) -> int:
-        return (lr & ~(3 << self.state_shift)) | (state << self.state_shift)
-
     def priority(self, lr: int) -> int:
         mask = (1 << self.prio_bits) - 1
         return ((lr >> self.prio_shift) & mask) << (8 - self.prio_bits)
-
-    def group(self, lr: int) -> int:
-        return (lr >> self.group_bit) & 1
-
-    def hw(self, lr: int) -> int:
-        return (lr >> self.hw_bit) & 1
-
-    def eoi(self, lr: int) -> int:
-        """The EOI-maintenance request, which only exists when HW is clear."""
-        return 0 if self.hw(lr) else (lr >> self.eoi_bit) & 1
-
-    def is_empty(self, lr: int) -> bool:
-        """ELRSR semantics: invalid, and not waiting for an EOI maintenance interrupt."""
-        return self.state(lr) == LR_INVALID and (self.hw(lr) or not self.eoi(lr))
-
-    def eoi_pending(self, lr: int) -> bool:
-        """EISR semantics: invalid with the EOI bit set and HW clear."""
-        return self.state(lr) == LR_INVALID and not self.hw(lr) and bool(self.eoi(lr))
 
 
 # GICH_LRn: VirtualID[9:0], CPUID[12:10], EOI[19], Priority[27:23], State[29:28], Grp1[30], HW[31]
@@ -89,7 +65,9 @@ class ListRegisterFile:
 
     # ---- derived status registers -------------------------------------------------
     def elrsr(self) -> int:
-        """Bit set for each LR that is invalid and not waiting for an EOI maintenance."""
+        """Bit set for each empty LR: state invalid, and HW set or EOI clear (nothing
+        waiting for an EOI maintenance interrupt). The GICv3 definition, used for both
+        layouts."""
         if not any(self.lr):
             return (1 << self.nr_lr) - 1
         sh, hw, eoi = self.codec.state_shift, 1 << self.codec.hw_bit, 1 << self.codec.eoi_bit

@@ -86,7 +86,8 @@ class Vcpu:
         self.max_exits = 1 << 62
         self.target_table = generic_v8_target_table()
         self.sys_reg_descs = load_sys_reg_descs()
-        self._search_cache: dict[tuple[int, Any], FindResult] = {}
+        # memoised table searches: one dict per table (by id), keyed by what is looked up
+        self._search_cache: dict[int, dict[Any, FindResult]] = {}
         self.gicv: GicV | None = None
         self.icv: IcvInterface | None = None
         nr_lr, pri = platform.nr_lr, platform.nr_pri_bits
@@ -201,14 +202,19 @@ class Vcpu:
         r.access(self, p, r)
         return 1
 
+    def search_cache(self, table: Any) -> dict[Any, FindResult]:
+        cache = self._search_cache.get(id(table))
+        if cache is None:
+            cache = self._search_cache[id(table)] = {}
+        return cache
+
     def find_reg(self, p: SysRegParams, table: SysRegTable) -> Any:
         """find_reg through the kvm_find_sys_reg hook, memoised per (table, key)."""
-        cache_key = (id(table), p.key)
-        res = self._search_cache.get(cache_key)
+        cache = self.search_cache(table)
+        res = cache.get(p.key)
         if res is None:
             hook = self.hooks.kvm_find_sys_reg
-            res = (hook(p, table) if hook else None) or find_reg(p, table)
-            self._search_cache[cache_key] = res
+            res = cache[p.key] = (hook(p, table) if hook else None) or find_reg(p, table)
         c = self.c
         for ev, n in res.costs:
             c[ev] += n
@@ -227,12 +233,11 @@ class Vcpu:
             ranges, offset, what = self.redist_ranges, addr - self.redist_base, "redistributor"
         else:
             raise GuestFault(f"guest {'write' if is_write else 'read'} at 0x{addr:x} hits no emulated device")
-        cache_key = (id(ranges), offset, size)
-        hit = self._search_cache.get(cache_key)
+        cache = self.search_cache(ranges)
+        hit = cache.get(offset << 4 | size)
         if hit is None:
             rng, tested = vgic_find_range(ranges, offset, size)
-            hit = FindResult(rng, ((MMIO_RANGE_TEST, tested),))
-            self._search_cache[cache_key] = hit
+            hit = cache[offset << 4 | size] = FindResult(rng, ((MMIO_RANGE_TEST, tested),))
         self.c[MMIO_RANGE_TEST] += hit.costs[0][1]
         rng = hit.entry
         if rng is None:

@@ -83,8 +83,12 @@ def find_reg(params: SysRegParams, table: SysRegTable) -> FindResult:
     return FindResult(None, ((SYSREG_ENTRY, entries), (SYSREG_FIELD_TEST, tests)))
 
 
-def check_sysreg_table(table: SysRegTable, key: Callable[[Any], tuple[int, ...]]) -> None:
-    """The init-time order check the kernel BUG()s on (pre-existing in v4.5 for arm64)."""
+def check_sysreg_table(table: SysRegTable) -> None:
+    """The init-time order check the kernel BUG()s on (pre-existing in v4.5 for arm64):
+    strictly ascending by (Op0, Op1, CRn, CRm, Op2)."""
+    def key(r: SysRegDesc) -> tuple[int, ...]:
+        return (r.op0, r.op1, r.crn, r.crm, r.op2)
+
     for i in range(1, len(table.entries)):
         if key(table.entries[i - 1]) >= key(table.entries[i]):
             raise RuntimeError(f"BUG: {table.name} is not sorted at index {i} ({table.entries[i].name})")
@@ -124,7 +128,7 @@ def access_gic_sre(vcpu: Vcpu, p: SysRegParams, r: SysRegDesc) -> bool:
     return True
 
 
-def _accessor(name: str, op0: int, op1: int, crn: int) -> Callable[[Vcpu, SysRegParams, SysRegDesc], bool]:
+def _accessor(name: str) -> Callable[[Vcpu, SysRegParams, SysRegDesc], bool]:
     if name == "ICC_SGI1R_EL1":
         return access_gic_sgi
     if name == "ICC_SRE_EL1":
@@ -142,13 +146,16 @@ def load_sys_reg_descs() -> SysRegTable:
     entries = tuple(
         SysRegDesc(
             row["name"], int(row["op0"]), int(row["op1"]), int(row["crn"]), int(row["crm"]), int(row["op2"]),
-            _accessor(row["name"], int(row["op0"]), int(row["op1"]), int(row["crn"])),
+            _accessor(row["name"]),
         )
         for row in rows
     )
-    return SysRegTable("sys_reg_descs", entries)
+    table = SysRegTable("sys_reg_descs", entries)
+    check_sysreg_table(table)  # kvm_sys_reg_table_init BUG()s on an unsorted table
+    return table
 
 
+@functools.cache
 def generic_v8_target_table() -> SysRegTable:
     """genericv8_sys_regs[]: the one target-specific entry every v8 target shares."""
     return SysRegTable("genericv8_sys_regs", (SysRegDesc("ACTLR_EL1", 3, 0, 1, 0, 1, access_vm_reg),))

@@ -25,10 +25,6 @@ if TYPE_CHECKING:
 NR_APR_REGS = (1, 1, 1, 1, 1, 2, 4, 4)
 
 
-def nr_apr_regs(nr_pri_bits: int) -> int:
-    return NR_APR_REGS[nr_pri_bits - 1]
-
-
 def save_maint_int_state(cpu: VgicV3Cpu, ich: IchInterface, lrs: int) -> None:
     """Vanilla: read MISR and EISR unconditionally."""
     cpu.vgic_misr = ich.read_misr()

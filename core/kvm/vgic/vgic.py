@@ -211,9 +211,7 @@ class VgicDist:
             cpu.vgic_hcr |= 2  # underflow maintenance interrupt: tell us when LRs drain
         else:
             cpu.vgic_hcr &= ~2
-            self.pending_on_cpu = False
-        if overflow:
-            self.pending_on_cpu = True
+        self.pending_on_cpu = overflow
 
     def sync_hwstate(self) -> None:
         """__kvm_vgic_sync_hwstate: retire the LRs the hardware reports empty."""
