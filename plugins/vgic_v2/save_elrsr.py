@@ -5,6 +5,7 @@ to have run before the LRs are saved. The accesses are the same: one ELRSR0 read
 ELRSR1 past 32 LRs) per exit with live LRs.
 """
 
+from worldswitch.kvm.hyp.vgic_v2_sr import save_elrsr
 from worldswitch.plugin import PluginMeta, hookimpl
 
 WORLDSWITCH_PLUGIN = PluginMeta(
@@ -20,8 +21,6 @@ WORLDSWITCH_PLUGIN = PluginMeta(
 
 @hookimpl
 def vgic_v2_save_elrsr(vgic_cpu, gich):
-    elrsr = gich.read_elrsr(0)
-    if vgic_cpu.nr_lr > 32:
-        elrsr |= gich.read_elrsr(1) << 32
-    vgic_cpu.vgic_elrsr = elrsr
+    # the step the patch creates is the core's save_elrsr; the refactor only calls it on its own
+    save_elrsr(vgic_cpu, gich)
     return True
