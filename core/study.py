@@ -8,16 +8,13 @@ full-length run.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 from .api import RunResult, run_guest
-from .errors import ProfileError
 from .events import Ev
+from .measurements import load_reference  # noqa: F401 - re-exported
 from .platform import Platform, load_platforms
 
 #: the reference table's rows: the study's guest name -> the built-in image
@@ -33,16 +30,6 @@ class Cell:
     iterations: float
     cycles: float  # per iteration
     run: RunResult | None = None
-
-
-def load_reference(path: Path | None = None) -> dict[str, dict[str, float]]:
-    """{guest: {platform: cycles per iteration}} from a measurement file."""
-    try:
-        text = path.read_text() if path else resources.files("worldswitch").joinpath("data/reference.toml").read_text()
-        data = tomllib.loads(text)
-        return {g: {p: float(v) for p, v in row.items()} for g, row in data["cells"].items()}
-    except (OSError, tomllib.TOMLDecodeError, KeyError, AttributeError, ValueError) as e:
-        raise ProfileError(f"cannot read measurement file {path or 'data/reference.toml'}: {e}") from None
 
 
 def _job(args: tuple[str, str, str, bool]) -> RunResult:
