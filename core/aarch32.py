@@ -22,7 +22,6 @@ Unicorn 2.1.4 facts this relies on (probed here, keep as tests):
 from __future__ import annotations
 
 import ctypes
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +30,7 @@ from unicorn import UC_ARCH_ARM, UC_HOOK_CODE, UC_HOOK_INTR, UC_MODE_ARM, Uc, Uc
 from unicorn import arm_const as a32
 from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC, HOOK_INTR_CFUNC, uc_hook_h, uclib
 
+from .budget import check_deadline, run_guarded
 from .errors import GuestFault, GuestImageError, PluginError
 from .events import Ev, Exit
 from .hooks import Hooks
@@ -46,7 +46,7 @@ from .kvm.coproc import (
     v45_tables,
 )
 from .kvm.sys_regs import FindResult
-from .machine import Regs
+from .machine import Regs, code_extent
 from .platform import Platform
 
 RAM_BASE = 0x80000000
@@ -181,15 +181,18 @@ class Regs32(Regs):
         self.ref = ctypes.byref(self.val)
 
 
-def scan_image(code: bytes, base: int = LOAD_ADDR) -> tuple[list[Cp15Site], dict[int, int]]:
+def scan_image(code: bytes, base: int = LOAD_ADDR, deadline: float | None = None
+               ) -> tuple[list[Cp15Site], dict[int, int]]:
     """The trapped cp15 sites and the HVCs (immediate by the PC Unicorn reports: addr + 4)."""
     traps = trapped_encodings()
     md = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_ARM)
     sites: list[Cp15Site] = []
     hvcs: dict[int, int] = {}
     decoded = 0
-    for addr, _size, mnemonic, _ops in md.disasm_lite(code, base):
+    for addr, _size, mnemonic, _ops in md.disasm_lite(code[: code_extent(code)], base):
         decoded += 1
+        if not decoded & 0xFFFF:
+            check_deadline(deadline, "scanning the guest image")
         w = int.from_bytes(code[addr - base : addr - base + 4], "little")
         cond = w >> 28
         if (w & 0x0FF000F0) == 0x01400070 and cond == 0xE:  # HVC #imm12:imm4
@@ -227,12 +230,13 @@ def scan_image(code: bytes, base: int = LOAD_ADDR) -> tuple[list[Cp15Site], dict
 class Machine32:
     """One VM on the 32-bit host: a Vcpu32, its Unicorn core, the trap hooks. One per run."""
 
-    def __init__(self, code: bytes, vcpu: Vcpu32, redist_base: int = 0) -> None:
+    def __init__(self, code: bytes, vcpu: Vcpu32, redist_base: int = 0, deadline: float | None = None) -> None:
         self.vcpu = vcpu
+        self.deadline = deadline
         self.platform = vcpu.platform
         self.error: BaseException | None = None
         self.finished = False
-        self.sites, self.hvc_imms = scan_image(code)
+        self.sites, self.hvc_imms = scan_image(code, deadline=deadline)
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_ARM)
         self.uc.ctl_set_cpu_model(a32.UC_CPU_ARM_CORTEX_A15)
         self.regs = Regs32(self.uc)
@@ -310,23 +314,11 @@ class Machine32:
             self._fail(e)
 
     # ---- running ------------------------------------------------------------------------
-    def run(self, timeout_s: float = 0.0) -> None:
-        """Run to the guest's SYSTEM_OFF/RESET. Raises on a fault or a blown budget."""
+    def run(self, max_instructions: int = 0) -> None:
+        """Run to the guest's SYSTEM_OFF/RESET. Raises on a fault or a blown budget.
+        (WFI is not modelled on the 32-bit host: a guest that waits stops with a fault.)"""
         self.vcpu.first_entry()
-        t0 = time.perf_counter()
-        try:
-            self.uc.emu_start(LOAD_ADDR, 0xFFFFFFF0, int(timeout_s * 1_000_000), 0)
-        except UcError as e:
-            if self.error is None:
-                pc = self.regs.read(a32.UC_ARM_REG_PC)
-                raise GuestFault(f"guest fault at pc 0x{pc:x}: {e}") from None
-        if self.error is not None:
-            raise self.error
-        if not self.finished and (not timeout_s or time.perf_counter() - t0 < timeout_s):
-            pc = self.regs.read(a32.UC_ARM_REG_PC)
-            raise GuestFault(
-                f"guest stopped at pc 0x{pc:x} without ending the VM (WFI is not modelled on the 32-bit host)"
-            )
+        run_guarded(self, LOAD_ADDR, 0xFFFFFFF0, max_instructions, a32.UC_ARM_REG_PC)
         self.vcpu.vcpu_put()
 
     def guest_registers(self) -> dict[str, int]:

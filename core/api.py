@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from .errors import GuestImageError, PluginFailure, WorldswitchError
+from .errors import GuestImageError, PluginFailure, UsageError, WorldswitchError
 from .events import EXIT_NAMES, Ev, new_counters
 from .platform import Platform, get_platform
 
@@ -51,6 +51,21 @@ class RunResult:
         return asdict(self)
 
 
+def visible_difference(vanilla: dict[str, Any], other: dict[str, Any], path: str = "") -> str | None:
+    """The first way ``other`` differs from ``vanilla`` in what the guest saw, in words."""
+    for key in sorted(set(vanilla) | set(other)):
+        a, b = vanilla.get(key), other.get(key)
+        where = f"{path}.{key}" if path else key
+        if isinstance(a, dict) and isinstance(b, dict):
+            diff = visible_difference(a, b, where)
+            if diff:
+                return diff
+        elif a != b:
+            fmt = (lambda v: hex(v)) if isinstance(a, int) and isinstance(b, int) else repr
+            return f"{where} is {fmt(b)} instead of vanilla's {fmt(a)}"
+    return None
+
+
 def resolve_guest(guest: str, arch: str | None = None) -> tuple[str, Path]:
     """A built-in guest name (``null_hvc``, ``self_sgi``, ``sysreg``, ``name-256`` ...) or a path.
 
@@ -59,8 +74,12 @@ def resolve_guest(guest: str, arch: str | None = None) -> tuple[str, Path]:
 
     p = Path(guest)
     if p.suffix == ".bin" or p.exists() or "/" in guest:
-        if not p.is_file():
+        if not p.exists():
             raise GuestImageError(f"guest image {guest} does not exist")
+        if p.is_dir():
+            raise GuestImageError(f"guest image {guest} is a directory; give a flat binary file")
+        if not p.is_file():
+            raise GuestImageError(f"guest image {guest} is not a regular file (a FIFO or device?); give a flat binary")
         return p.stem, p
     name, _, iters = guest.partition("-")
     try:
@@ -92,6 +111,24 @@ def _blame(e: BaseException, pm: Any) -> PluginFailure | None:
     return PluginFailure(f"plugin {hit[0]!r} raised in hook {hit[1]}: {type(e).__name__}: {e}")
 
 
+def check_redist_base(base: int) -> None:
+    """A GICv3 redistributor region must sit, 64 KiB aligned, in the 32-bit MMIO hole
+    below RAM without covering the distributor or the GICv2 CPU interface."""
+    from .kvm.arm import GICD_BASE, GICD_SIZE
+    from .machine import GICC_BASE, GICC_SIZE, RAM_BASE, REDIST_SIZE
+
+    if base < 0 or base >= 1 << 64:
+        raise UsageError(f"--redist-base {base:#x} is not a 64-bit address")
+    if base % 0x10000:
+        raise UsageError(f"--redist-base 0x{base:x} is not 64 KiB aligned (GICR frames are 64 KiB)")
+    end = base + REDIST_SIZE
+    for name, lo, size in (("RAM", RAM_BASE, 1 << 64), ("the distributor", GICD_BASE, GICD_SIZE),
+                           ("the GICv2 CPU interface", GICC_BASE, GICC_SIZE)):
+        if base < lo + size and lo < end:
+            raise UsageError(f"--redist-base 0x{base:x}: the redistributor (0x{REDIST_SIZE:x} bytes) would overlap "
+                             f"{name} at 0x{lo:x}")
+
+
 def run_guest(
     guest: str,
     platform: str | Platform = "A",
@@ -99,17 +136,27 @@ def run_guest(
     without: tuple[str, ...] = (),
     force: bool = False,
     max_exits: int | None = None,
-    timeout: float = 0.0,
+    timeout: float | None = None,
     redist_base: int | None = None,
     extra_plugins: tuple[Any, ...] = (),
+    max_instructions: int = 0,
 ) -> RunResult:
     """Run one guest to completion and return its counts and cycles.
 
+    ``timeout`` (seconds of host time, None for none) and ``max_instructions`` bound the
+    run, image preparation included; neither ever changes a result, they only stop it.
     ``extra_plugins`` registers plugin objects directly (for tests and notebooks)."""
+    from .budget import deadline_after
     from .hooks import Hooks
     from .kvm.arm import Vcpu
     from .plugin import discover, make_manager, parse_selection
 
+    try:
+        deadline = deadline_after(timeout)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if max_instructions < 0:
+        raise UsageError("an instruction budget must be a positive number")
     pf = platform if isinstance(platform, Platform) else get_platform(platform)
     name, path = resolve_guest(guest, pf.arch)
     plugins = discover()
@@ -132,27 +179,26 @@ def run_guest(
         from .machine import REDIST_DEFAULT, load_image
 
         base = redist_base if redist_base is not None else REDIST_DEFAULT
-
+        check_redist_base(base)
         code = load_image(str(path))
         vcpu = VcpuCls(pf, counters, hooks, base)
         if max_exits:
             vcpu.max_exits = max_exits
-        machine = MachineCls(code, vcpu, base)
+        machine = MachineCls(code, vcpu, base, deadline)
         t0 = time.perf_counter()
-        machine.run(timeout)
+        machine.run(max_instructions)
         wall = time.perf_counter() - t0
     except WorldswitchError as e:
-        blamed = _blame(e, pm) if not isinstance(e, GuestImageError) else None
+        blamed = _blame(e, pm) if not isinstance(e, GuestImageError | UsageError) else None
         raise (blamed or e) from None
-    except Exception as e:  # noqa: BLE001 - anything else is a model or plugin bug
+    except (KeyboardInterrupt, SystemExit, Exception) as e:
+        # A real Ctrl-C or SIGTERM never raises inside plugin code (budget.RunGuard turns it
+        # into a stop), so a KeyboardInterrupt or SystemExit that a plugin raised is its bug,
+        # never a reason to exit quietly.
         blamed = _blame(e, pm)
         if blamed:
             raise blamed from None
         raise
-    if not machine.finished:
-        from .errors import BudgetExceeded
-
-        raise BudgetExceeded(f"guest {name} did not finish within the {timeout:g} s time budget")
     from .cost import cycles
 
     log.debug("run.end", exits=sum(vcpu.exits), seconds=round(wall, 3))

@@ -8,12 +8,16 @@ parameters; the ones marked ``fit = true`` are solved by least squares per host
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import tempfile
+import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import ProfileError
-from .platform import Platform
+from .platform import Platform, cycles, profile_dir
 from .study import Cell
 
 
@@ -22,6 +26,10 @@ class HostFit:
     host: str
     params: dict[str, float]  # fitted values
     residuals: dict[tuple[str, str], tuple[float, float]]  # (guest, platform) -> (measured, model)
+
+
+# `value = 4356.0  # comment`: the number is replaced, the key's spelling and the comment kept
+_VALUE = re.compile(r"(?P<lead>\s*value\s*=\s*)[^#\r\n]*?(?P<tail>\s*(#[^\r\n]*)?\r?\n?)$")
 
 
 def _solve(a: list[list[float]], y: list[float]) -> list[float]:
@@ -77,6 +85,11 @@ def fit_host(host: str, platforms: list[Platform], cells: dict[tuple[str, str], 
         name = free[e.args[0]]
         raise ProfileError(f"host {host}: parameter {name!r} is not identified by the measurements") from None
     params = dict(zip(free, theta))
+    for name, v in params.items():
+        # a cost is never negative: the measurement file, not the model, is wrong
+        if not math.isfinite(v) or v < 0:
+            raise ProfileError(f"host {host}: the measurements fit {name} = {v:.6g} cycles, which is impossible: "
+                               "check the measurement file")
     residuals = {}
     for key, r, y in zip(keys, rows, ys):
         measured = reference[key[0]][key[1]]
@@ -93,15 +106,106 @@ def calibrate(platforms: dict[str, Platform], cells: dict[tuple[str, str], Cell]
     return [fit_host(h, pfs, cells, reference) for h, pfs in sorted(hosts.items())]
 
 
-def write_values(path: Path, values: dict[str, float]) -> None:
-    """Rewrite ``value = ...`` of the named parameters, keeping the file's comments."""
-    text = path.read_text()
+def _toml_float(v: float) -> str:
+    """Ten significant digits: far below the fit's noise, and a TOML float (never an int)."""
+    s = f"{v:.10g}"
+    return s if any(c in s for c in ".e") else s + ".0"
+
+
+def _rewrite(text: str, values: dict[str, float], where: str) -> str:
+    """``text`` with the ``value = ...`` line of each named parameter replaced, comments kept."""
+    lines = text.splitlines(keepends=True)
     for name, v in values.items():
-        pattern = re.compile(rf"(\[parameters\.{re.escape(name)}\]\s*\nvalue = )[^\n]*")
-        text, n = pattern.subn(lambda m, v=v: f"{m.group(1)}{v:.4f}", text)
-        if n != 1:
-            raise ProfileError(f"{path.name}: cannot find [parameters.{name}] value to update")
-    path.write_text(text)
+        if not math.isfinite(v) or v < 0:
+            raise ProfileError(f"{where}: refusing to write {name} = {v!r} cycles")
+        header = re.compile(rf"\s*\[\s*parameters\.{re.escape(name)}\s*\]\s*(#.*)?$")
+        start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+        hit = None
+        if start is not None:
+            for i in range(start + 1, len(lines)):
+                if lines[i].lstrip().startswith("["):
+                    break
+                m = _VALUE.match(lines[i])
+                if m:
+                    hit = i
+                    lines[i] = f"{m['lead']}{_toml_float(v)}{m['tail']}"
+                    break
+        if hit is None:
+            raise ProfileError(f"{where}: cannot find the 'value = ...' line of [parameters.{name}] to update")
+    return "".join(lines)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one step: a crash or a full disk leaves the old file or none, never half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); a profile is an ordinary file
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fitted_copy(pf: Platform, path: Path, fit: HostFit) -> str:
+    """The text of ``pf``'s file ``path`` with ``fit``'s values, checked by parsing it back."""
+    for k in fit.params:
+        if k not in pf.parameters or not pf.parameters[k].fit:
+            raise ProfileError(f"profile {path} of host {fit.host} has no fitted parameter {k!r}")
+    try:
+        text = _rewrite(path.read_text(), fit.params, f"profile {path}")
+        written = tomllib.loads(text)["parameters"]
+        ok = all(written[k]["value"] == float(_toml_float(v)) for k, v in fit.params.items())
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ProfileError(f"cannot update profile {path}: {e}") from None
+    if not ok:  # the edit hit some other line: write nothing rather than a wrong profile
+        raise ProfileError(f"cannot update profile {path}: its values are not where expected")
+    return text
+
+
+def _refuse_package(where: Path) -> None:
+    package = profile_dir().parent.resolve()
+    target = where.resolve()
+    if target == package or package in target.parents:
+        raise ProfileError(f"refusing to write into the installed package ({target}): write to a directory of "
+                           "your own and load it with --profiles DIR --replace")
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Fail before a calibration run, not after it, if ``out_dir`` cannot take profiles."""
+    _refuse_package(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ProfileError(f"cannot write profiles to {out_dir}: it exists and is not a directory")
+
+
+def write_profiles(fits: list[HostFit], platforms: dict[str, Platform], out_dir: Path) -> list[Path]:
+    """Copy every profile of a fitted host into ``out_dir`` with its fitted values, and
+    return the files written (comments kept). Nothing is ever written into the installed
+    package: its profiles are the reference the tests and other users rely on."""
+    check_out_dir(out_dir)
+    # Compose and check every file before writing any, so a bad one leaves out_dir untouched.
+    texts: dict[Path, str] = {}
+    for fit in fits:
+        for pf in platforms.values():
+            if pf.host != fit.host:
+                continue
+            if pf.path is None:
+                raise ProfileError(f"profile {pf.name} has no file to copy")
+            dest = out_dir / pf.path.name
+            if dest in texts:
+                raise ProfileError(f"two fitted profiles would both be written to {dest}")
+            texts[dest] = _fitted_copy(pf, pf.path, fit)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for dest, text in texts.items():
+            _write_atomically(dest, text)
+    except OSError as e:
+        raise ProfileError(f"cannot write profiles to {out_dir}: {e}") from None
+    return list(texts)
 
 
 def with_values(pf: Platform, values: dict[str, float]) -> Platform:
@@ -121,6 +225,9 @@ def set_priors(platforms: dict[str, Platform], priors: list[str]) -> dict[str, P
             number = None
         if not eq or number is None:
             raise ProfileError(f"--prior {item!r}: expected [PLATFORM:]NAME=VALUE")
+        number = cycles(number, f"--prior {target + ':' if target else ''}{name}")
+        if target and target not in out:
+            raise ProfileError(f"--prior {item!r}: unknown platform {target!r}; known: {', '.join(out)}")
         hit = False
         for pname, pf in out.items():
             if target and pname != target:
@@ -131,7 +238,8 @@ def set_priors(platforms: dict[str, Platform], priors: list[str]) -> dict[str, P
                 out[pname] = with_values(pf, {name: number})
                 hit = True
         if not hit:
-            raise ProfileError(f"--prior {item!r}: no profile has a parameter {name!r}")
+            owner = f"{target} has no" if target else "no profile has a"
+            raise ProfileError(f"--prior {item!r}: {owner} parameter {name!r}")
     return out
 
 

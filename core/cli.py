@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from .errors import ProfileError, WorldswitchError
+from .errors import ProfileError, Terminated, TransparencyError, WorldswitchError
 
 EXIT_CODES = """Exit codes: 0 success, 1 internal error, 2 usage error, 3 bad guest image,
-4 unknown plugin or impossible plugin combination, 5 guest fault (unknown sysreg or
-MMIO access, WFI that can never wake), 6 exit or time budget exhausted, 7 a plugin
-raised (the run is invalid), 8 bad profile or measurement file."""
+4 unknown plugin, plugin that failed to load (--strict-plugins) or impossible plugin
+combination, 5 guest fault (unknown sysreg or MMIO access, WFI that can never wake),
+6 exit, instruction or time budget exhausted, 7 a plugin raised or returned a wrong type
+(the run is invalid), 8 bad profile or measurement file, 9 a plugin set changed what the
+guest sees (its figures are invalid), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
+
+#: -q: no progress, no notices (errors still print)
+_quiet = False
 
 
 def _console(stderr: bool = False) -> Any:
@@ -32,26 +42,129 @@ def _null() -> Any:
     return contextlib.nullcontext()
 
 
+def _dumps(data: Any) -> str:
+    """JSON that strict parsers accept: a non-finite number is a bug, never output."""
+    try:
+        return json.dumps(data, indent=2, allow_nan=False)
+    except ValueError:
+        raise WorldswitchError("internal error: a result is not a finite number") from None
+
+
+def _exit(code: int, message: str) -> NoReturn:
+    click.echo(f"worldswitch: {message}", err=True)
+    sys.exit(code)
+
+
 def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
-    """One line on stderr and the documented exit code, never a traceback."""
+    """One line on stderr and the documented exit code, never a traceback (-v adds one
+    for internal errors)."""
     @wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return f(*args, **kwargs)
         except WorldswitchError as e:
-            click.echo(f"worldswitch: error: {e}", err=True)
-            sys.exit(e.exit_code)
+            _exit(e.exit_code, f"error: {e}")
+        except Terminated:
+            _exit(143, "terminated")
         except KeyboardInterrupt:
-            click.echo("worldswitch: interrupted", err=True)
-            sys.exit(130)
+            _exit(130, "interrupted")
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug: say so in one line, the traceback with -v
+            from .api import _logger
+
+            if _logger.is_enabled_for(logging.DEBUG):
+                traceback.print_exc()
+            _exit(1, f"internal error: {type(e).__name__}: {e} (-v shows the traceback; please report it)")
 
     return wrapper
 
 
-@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+class _Cli(click.Group):
+    """Usage errors in one line too, and signals that end the process cleanly."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            # a shell starts background jobs with SIGINT ignored; the user's Ctrl-C must still stop us
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.UsageError as e:
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+            _exit(2, f"error: {e.format_message()}{hint}")
+        except click.ClickException as e:
+            _exit(e.exit_code, f"error: {e.format_message()}")
+        except Terminated:
+            _exit(143, "terminated")
+        except (click.Abort, KeyboardInterrupt):
+            _exit(130, "interrupted")
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    global _quiet
+    if not value:
+        return
+    from .api import set_log_level
+
+    if param.name == "verbose":
+        set_log_level(logging.DEBUG)
+    else:
+        _quiet = True
+        set_log_level(logging.ERROR)
+
+
+def _verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
+    """-v / -q, accepted before or after the subcommand."""
+    f = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity,
+                     help="No progress bars or notices; errors only.")(f)
+    return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbosity,
+                        help="Log each run's start and end, tracebacks of internal errors (stderr).")(f)
+
+
+class Seconds(click.ParamType):
+    """A time budget: a finite number of seconds above zero."""
+
+    name = "SECONDS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(v) or v <= 0:
+            self.fail(f"{value} is not a positive, finite number of seconds", param, ctx)
+        return v
+
+
+class Address(click.ParamType):
+    name = "ADDRESS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return int(value, 0)
+        except ValueError:
+            self.fail(f"{value!r} is not an address (e.g. 0x3fbf0000)", param, ctx)
+
+
+@click.group(cls=_Cli, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="worldswitch")
-@click.option("-v", "--verbose", is_flag=True, help="Log each run's start and end (to stderr).")
-def main(verbose: bool) -> None:
+@_verbosity
+@click.option("--profiles", type=click.Path(file_okay=False, path_type=Path), envvar="WORLDSWITCH_PROFILES",
+              default=None, help="Also read platform profiles (*.toml) from DIR, e.g. what `calibrate --write DIR` "
+              "wrote [env: WORLDSWITCH_PROFILES].")
+@click.option("--replace", is_flag=True, help="Let profiles from --profiles replace built-in ones of the same name.")
+@click.option("--strict-plugins", is_flag=True, help="A plugin that fails to load is an error (exit 4), not a "
+              "warning.")
+def main(profiles: Path | None, replace: bool, strict_plugins: bool) -> None:
     """Simulate the KVM/ARM world switch (Linux v4.5-rc4) and measure what each of the
     17 entry/exit optimizations of the 2016 series buys, per platform and per exit.
 
@@ -62,21 +175,57 @@ def main(verbose: bool) -> None:
       worldswitch run null_hvc -p A --patches 7,6
       worldswitch plugins                   # what can be switched on
     """
-    if verbose:
-        import logging
+    from .platform import use_profile_dir
+    from .plugin import set_strict
 
-        from .api import set_log_level
-
-        set_log_level(logging.DEBUG)
+    set_strict(strict_plugins)
+    try:
+        use_profile_dir(profiles, replace)
+    except WorldswitchError as e:
+        _exit(e.exit_code, f"error: {e}")
 
 
 def _selection_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--force", is_flag=True, help="Run even if a plugin's requirements are missing "
-                     "(to watch the failure mode).")(f)
+                     "(to watch the failure mode; the result is marked FORCED).")(f)
     f = click.option("--without", multiple=True, metavar="NAME", help="Leave this plugin out (repeatable).")(f)
     f = click.option("--patches", default="none", show_default=True, metavar="SEL",
-                     help="Plugins to enable: all | none | series | vanilla | 1,7-11 | NAME,...")(f)
+                     help="Plugins to enable, comma-separated: presets all | series (the 17) | none | vanilla, "
+                          "patch numbers and ranges (1,7-11), plugin names; e.g. series,my-opt.")(f)
     return f
+
+
+class _Progress:
+    """A rich bar on a terminal; elsewhere one notice line, so redirected runs are not
+    silent for minutes. Nothing with -q."""
+
+    def __init__(self, total: int, what: str, workers: int = 1) -> None:
+        self.total, self.what, self.workers = total, what, workers
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[Any], None]:
+        con = _console(stderr=True)
+        if _quiet:
+            return lambda r: None
+        if not con.is_terminal:
+            on = f" on {self.workers} workers" if self.workers > 1 else ""
+            click.echo(f"worldswitch: {self.what}: {self.total} guest runs{on}...", err=True)
+            return lambda r: None
+        from rich.progress import Progress
+
+        self.bar = Progress(console=con, transient=True)
+        self.bar.__enter__()
+        task = self.bar.add_task(self.what, total=self.total)
+        return lambda r: self.bar.advance(task)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def _jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("-j", "--jobs", type=click.IntRange(1), default=os.cpu_count() or 1,
+                        show_default="CPU count", help="Worker processes (never more than there are runs).")(f)
 
 
 @main.command()
@@ -84,38 +233,62 @@ def _selection_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("-p", "--platform", default="A", show_default=True, help="Platform profile (`worldswitch platforms`).")
 @_selection_options
 @click.option("--max-exits", type=click.IntRange(1), default=None, help="Exit budget: stop with code 6 past it.")
-@click.option("--timeout", type=click.FloatRange(0), default=600.0, show_default=True,
-              help="Time budget in seconds (0: none); the result never depends on it.")
-@click.option("--redist-base", default="0x3fbf0000", show_default=True,
+@click.option("--max-instructions", type=click.IntRange(1), default=None,
+              help="Instruction budget: stop with code 6 past it (slows the run down: Unicorn counts each one).")
+@click.option("--timeout", type=Seconds(), default=600.0, show_default=True,
+              help="Time budget in host seconds, image preparation included; the result never depends on it.")
+@click.option("--redist-base", type=Address(), default="0x3fbf0000", show_default=True,
               help="GICv3 redistributor base address (kvmtool: 0x3fff0000 - nrcpus * 0x20000).")
+@click.option("--check-transparency", is_flag=True,
+              help="Also run vanilla and fail (code 9) if the guest saw anything different.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_verbosity
 @handle_errors
 def run(guest: str, platform: str, patches: str, without: tuple[str, ...], force: bool, max_exits: int | None,
-        timeout: float, redist_base: str, as_json: bool) -> None:
+        max_instructions: int | None, timeout: float, redist_base: int, check_transparency: bool,
+        as_json: bool) -> None:
     """Run GUEST (a built-in name such as null_hvc, self_sgi, sysreg, null_hvc_2p20,
     self_sgi-1024, or a path to a flat binary for the platform's architecture) and print a perf-stat-like summary:
     cycles:kh, exits observed (the iterations), cycles per iteration, exits by reason and
-    hardware accesses by class."""
-    from .api import run_guest
+    hardware accesses by class.
+
+    \b
+    Examples:
+      worldswitch run self_sgi -p C-v3 --patches 7,13-16
+      worldswitch run my_guest.bin --timeout 5 --json
+      worldswitch run sysreg-1024 --patches series --check-transparency
+    """
+    from .api import run_guest, visible_difference
     from .cost import breakdown
     from .events import new_counters
     from .platform import get_platform
 
-    try:
-        base = int(redist_base, 0)
-    except ValueError:
-        raise click.BadParameter(f"{redist_base!r} is not an address", param_hint="--redist-base") from None
     pf = get_platform(platform)
     con_err = _console(stderr=True)
-    with con_err.status(f"running {guest} on {pf.name}...") if con_err.is_terminal and not as_json else _null():
-        r = run_guest(guest, pf, patches=patches, without=without, force=force, max_exits=max_exits,
-                      timeout=timeout, redist_base=base)
+    budgets = {"max_exits": max_exits, "timeout": timeout, "redist_base": redist_base,
+               "max_instructions": max_instructions or 0}
+    with con_err.status(f"running {guest} on {pf.name}...") if con_err.is_terminal and not _quiet else _null():
+        r = run_guest(guest, pf, patches=patches, without=without, force=force, **budgets)
+        problem = None
+        if check_transparency:
+            base = run_guest(guest, pf, **budgets)
+            problem = visible_difference(base.guest_visible, r.guest_visible)
     if as_json:
-        click.echo(json.dumps(r.to_json(), indent=2, sort_keys=True))
-        return
-    counts = new_counters()
+        out = r.to_json()
+        if check_transparency:
+            out["transparency"] = {"checked": True, "difference": problem}
+        click.echo(_dumps(out))
+    else:
+        _print_run(r, guest, pf, breakdown, new_counters)
+    if problem:
+        raise TransparencyError(f"--patches {patches} changed what the guest sees: {problem}; "
+                                "its figures are not a saving")
+
+
+def _print_run(r: Any, guest: str, pf: Any, breakdown: Any, new_counters: Any) -> None:
     from .events import Ev
 
+    counts = new_counters()
     for k, v in r.counts.items():
         counts[Ev[k]] = v
     con = _console()
@@ -137,6 +310,21 @@ def run(guest: str, platform: str, patches: str, without: tuple[str, ...], force
     con.print(f"\n  {r.wall_seconds:>18.3f}      seconds of simulation (host time, not part of the result)\n")
 
 
+def _pct(val: float) -> str:
+    """A change in percent; a rounding residue is no sign ("-0.00 %" reads as a saving)."""
+    return f"{val + 0.0 if round(val, 2) else 0.0:+.2f} %"
+
+
+def _invalid(vanilla: Any, cell: Any, selection: str) -> str | None:
+    """Why a plugin set's cell is invalid (it changed what the guest sees), or None."""
+    from .study import transparency_problem
+
+    problem = transparency_problem(vanilla, cell)
+    if problem is None:
+        return None
+    return f"--patches {selection} is not transparent on {cell.platform} {cell.guest}: {problem}"
+
+
 @main.command()
 @click.option("--patches", default="none", show_default=True, metavar="SEL",
               help="Also run with these plugins and show vanilla, patched and the change "
@@ -145,62 +333,52 @@ def run(guest: str, platform: str, patches: str, without: tuple[str, ...], force
               help="Comma-separated platforms (default: all in the reference).")
 @click.option("--short", is_flag=True, help="Extrapolate from two short runs per cell instead of full length "
               "(same figures for these guests, seconds instead of minutes).")
-@click.option("-j", "--jobs", type=click.IntRange(1), default=os.cpu_count() or 1, show_default="CPU count",
-              help="Worker processes.")
+@_jobs_option
 @click.option("--measurements", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Reference figures (TOML, like data/reference.toml).")
 @click.option("--prior", "priors", multiple=True, metavar="[PLATFORM:]NAME=VALUE",
               help="Change a prior parameter (cycles), refit the free ones to the vanilla figures, then "
                    "price: how much does a prediction depend on it? Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@_verbosity
 @handle_errors
 def table(patches: str, platform_list: str | None, short: bool, jobs: int, measurements: Path | None,
           priors: tuple[str, ...], as_json: bool) -> None:
     """The reference table: per-iteration cycles for Null HVC, Self SGI and SysReg on
     each platform, beside the study's vanilla figures and the error per cell. With
-    --patches, the patched prediction and its change against vanilla too.
+    --patches, the patched prediction and its change against vanilla too. Every patched
+    run is checked against vanilla on what the guest sees: a plugin set that changes it
+    gets no figure, a message, and exit code 9.
 
     \b
     Examples:
       worldswitch table --patches series
       worldswitch table --patches 7-11 --platforms A,B
       worldswitch table --short --patches series --prior gic_mmio_read=150"""
-    from rich.progress import Progress
-
     from .calibrate import refit, set_priors
     from .platform import load_platforms
     from .plugin import discover, parse_selection
     from .study import TABLE_GUESTS, load_reference, measure_cells, platforms_in, price
 
     reference = load_reference(measurements)
-    platforms = platform_list.split(",") if platform_list else platforms_in(reference)
+    platforms = _platform_names(platform_list) if platform_list else platforms_in(reference)
     guests = [g for g in TABLE_GUESTS if g in reference] or list(TABLE_GUESTS)
     profiles = load_platforms()
-    for p in platforms:
-        if p not in profiles:
-            raise ProfileError(f"unknown platform {p!r}; known: {', '.join(profiles)}")
     if priors:
         profiles = set_priors(profiles, list(priors))
         # refitting needs every calibrated platform's vanilla cells
         platforms_run = sorted(set(platforms) | set(platforms_in(reference)), key=list(profiles).index)
     else:
         platforms_run = platforms
-    patched = patches not in ("none", "vanilla", "")
-    if patched:
-        parse_selection(patches, discover())  # fail early on a bad selection
+    patched = bool(parse_selection(patches, discover()))  # fails early on a bad selection
     per = 2 if short else 1
     total = len(guests) * (len(platforms_run) + (len(platforms) if patched else 0)) * per
-    with Progress(console=_console(stderr=True), transient=True, disable=as_json) as progress:
-        task = progress.add_task("running guests", total=total)
-
-        def tick(r: Any) -> None:
-            progress.advance(task)
-
+    with _Progress(total, "table", min(jobs, total)) as tick:
         vanilla = measure_cells(guests, platforms_run, "none", short, jobs, tick)
         after = measure_cells(guests, platforms, patches, short, jobs, tick) if patched else {}
     if priors:
         profiles = refit(profiles, vanilla, reference)
-    rows = []
+    rows, problems = [], []
     for g in guests:
         for p in platforms:
             ref = reference.get(g, {}).get(p)
@@ -208,13 +386,35 @@ def table(patches: str, platform_list: str | None, short: bool, jobs: int, measu
             row: dict[str, Any] = {"guest": g, "platform": p, "reference": ref, "vanilla": round(v, 1),
                                    "error_pct": round(100 * (v - ref) / ref, 2) if ref else None}
             if patched:
-                a = price(after[(g, p)], profiles[p])
-                row.update(patched=round(a, 1), change_pct=round(100 * (a - v) / v, 2))
+                problem = _invalid(vanilla[(g, p)], after[(g, p)], patches)
+                if problem:
+                    problems.append(problem)
+                    row.update(patched=None, change_pct=None, invalid=problem)
+                else:
+                    a = price(after[(g, p)], profiles[p])
+                    row.update(patched=round(a, 1), change_pct=round(100 * (a - v) / v, 2) + 0.0)
             rows.append(row)
     if as_json:
-        click.echo(json.dumps({"patches": patches, "short": short, "priors": list(priors), "rows": rows}, indent=2))
-        return
-    _print_table(rows, guests, platforms, patched, patches)
+        click.echo(_dumps({"patches": patches, "short": short, "priors": list(priors), "rows": rows}))
+    else:
+        _print_table(rows, guests, platforms, patched, patches)
+    if problems:
+        for msg in problems[:-1]:
+            click.echo(f"worldswitch: {msg}", err=True)
+        raise TransparencyError(f"{problems[-1]}; invalid cells get no figure")
+
+
+def _platform_names(text: str) -> list[str]:
+    from .platform import load_platforms
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    profiles = load_platforms()
+    for p in names:
+        if p not in profiles:
+            raise ProfileError(f"unknown platform {p!r}; known: {', '.join(profiles)}")
+    if not names:
+        raise click.BadParameter("no platform named", param_hint="--platforms")
+    return names
 
 
 def _print_table(rows: list[dict[str, Any]], guests: list[str], platforms: list[str], patched: bool,
@@ -224,9 +424,11 @@ def _print_table(rows: list[dict[str, Any]], guests: list[str], platforms: list[
     from .study import TABLE_GUESTS
 
     by = {(r["guest"], r["platform"]): r for r in rows}
-    title = "Cycles per iteration: model (vanilla v4.5-rc4) vs the study" if not patched else \
-        f"Cycles per iteration: vanilla vs --patches {patches} (predicted)"
-    t = Table(title=title)
+    con = _console()
+    # the title goes on its own line: a rich title wraps to the table's width and loses words
+    con.print("Cycles per iteration: model (vanilla v4.5-rc4) vs the study" if not patched else
+              f"Cycles per iteration: vanilla vs --patches {patches} (predicted)")
+    t = Table()
     t.add_column("guest")
     for p in platforms:
         t.add_column(p, justify="right")
@@ -238,16 +440,19 @@ def _print_table(rows: list[dict[str, Any]], guests: list[str], platforms: list[
         for label, key in lines:
             cells = []
             for p in platforms:
-                val = by[(g, p)].get(key)
-                if val is None:
+                row = by[(g, p)]
+                val = row.get(key)
+                if row.get("invalid") and key in ("patched", "change_pct"):
+                    cells.append("INVALID")
+                elif val is None:
                     cells.append("-")
                 elif key.endswith("pct"):
-                    cells.append(f"{val:+.2f} %")
+                    cells.append(_pct(val))
                 else:
                     cells.append(f"{val:,.0f}")
             t.add_row(f"{TABLE_GUESTS[g]} {label}", *cells)
         t.add_section()
-    _console().print(t)
+    con.print(t)
 
 
 @main.command()
@@ -255,22 +460,23 @@ def _print_table(rows: list[dict[str, Any]], guests: list[str], platforms: list[
 @click.option("--guests", "guest_list", default="null_hvc,self_sgi,sysreg", show_default=True)
 @click.option("--platforms", "platform_list", default="A,B,C-v2,C-v3", show_default=True)
 @click.option("--full", is_flag=True, help="Full-length runs instead of the (identical) short-run extrapolation.")
-@click.option("-j", "--jobs", type=click.IntRange(1), default=os.cpu_count() or 1, show_default="CPU count")
+@_jobs_option
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_verbosity
 @handle_errors
 def ablate(patches: str, guest_list: str, platform_list: str, full: bool, jobs: int, as_json: bool) -> None:
     """Attribute the savings of a set of plugins, per platform and guest. For each plugin:
     what it saves alone (with the plugins it requires, against vanilla), and what the set
     loses without it (without it and the plugins that require it, against the whole set).
-    The two differ where patches interact, e.g. 10 only saves on top of 7.
+    The two differ where patches interact, e.g. 10 only saves on top of 7. Every run is
+    checked against vanilla on what the guest sees (exit code 9 if a set changes it).
 
     \b
     Example:
       worldswitch ablate --platforms A,C-v3 --guests self_sgi
     """
-    from rich.progress import Progress
+    from worldswitch import guests as builtin
 
-    from .platform import load_platforms
     from .plugin import discover, parse_selection
     from .study import ablation_sets, measure_many
 
@@ -278,17 +484,20 @@ def ablate(patches: str, guest_list: str, platform_list: str, full: bool, jobs: 
     selected = parse_selection(patches, found)
     if not selected:
         raise click.BadParameter("nothing to ablate", param_hint="--patches")
-    guests, platforms_ = guest_list.split(","), platform_list.split(",")
-    profiles = load_platforms()
-    for p in platforms_:
-        if p not in profiles:
-            raise ProfileError(f"unknown platform {p!r}; known: {', '.join(profiles)}")
+    guests = [g.strip() for g in guest_list.split(",")]
+    for g in guests:
+        if g not in builtin.GUESTS:
+            raise click.BadParameter(f"unknown guest {g!r}; known: {', '.join(builtin.GUESTS)}",
+                                     param_hint="--guests")
+    platforms_ = _platform_names(platform_list)
     sets = ablation_sets(selected, found)
     selections = sorted({"none", ",".join(selected)} | {x for pair in sets.values() for x in pair})
     total = len(selections) * len(guests) * len(platforms_) * (1 if full else 2)
-    with Progress(console=_console(stderr=True), transient=True, disable=as_json) as progress:
-        task = progress.add_task("ablation runs", total=total)
-        cells = measure_many(selections, guests, platforms_, not full, jobs, lambda r: progress.advance(task))
+    with _Progress(total, "ablation", min(jobs, total)) as tick:
+        cells = measure_many(selections, guests, platforms_, not full, jobs, tick)
+    invalid = {key: msg for key in cells if key[0] != "none"
+               if (msg := _invalid(cells[("none",) + key[1:]], cells[key], key[0]))}
+    problems = sorted(invalid.values())
     rows = []
     whole = ",".join(selected)
     for p in platforms_:
@@ -296,36 +505,52 @@ def ablate(patches: str, guest_list: str, platform_list: str, full: bool, jobs: 
             vanilla, series = cells[("none", g, p)].cycles, cells[(whole, g, p)].cycles
             for name in selected:
                 alone, rest = sets[name]
+                bad = [k for k in ((alone, g, p), (rest, g, p), (whole, g, p)) if k in invalid]
                 rows.append({"platform": p, "guest": g, "plugin": name, "patch": found[name].meta.patch,
-                             "alone_saves": round(vanilla - cells[(alone, g, p)].cycles, 1),
-                             "marginal_saves": round(cells[(rest, g, p)].cycles - series, 1),
-                             "vanilla": round(vanilla, 1), "all": round(series, 1)})
+                             "alone_saves": None if bad else round(vanilla - cells[(alone, g, p)].cycles, 1),
+                             "marginal_saves": None if bad else round(cells[(rest, g, p)].cycles - series, 1),
+                             "vanilla": round(vanilla, 1), "all": None if bad else round(series, 1),
+                             "invalid": bool(bad)})
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
+        click.echo(_dumps(rows))
+    else:
+        _print_ablation(rows, selected, guests, platforms_, found)
+    if problems:
+        for msg in problems[:-1]:
+            click.echo(f"worldswitch: {msg}", err=True)
+        raise TransparencyError(f"{problems[-1]}; invalid cells get no figure")
+
+
+def _print_ablation(rows: list[dict[str, Any]], selected: list[str], guests: list[str], platforms_: list[str],
+                    found: dict[str, Any]) -> None:
     from rich.table import Table
+
+    def saved(v: float | None) -> str:
+        return "INVALID" if v is None else f"{v:,.0f}"
 
     con = _console()
     for p in platforms_:
-        t = Table(title=f"Platform {p}: cycles saved per iteration (alone / marginal)")
+        con.print(f"Platform {p}: cycles saved per iteration (alone / marginal)")
+        t = Table()
         t.add_column("patch")
         t.add_column("plugin", no_wrap=True)
         for g in guests:
             t.add_column(g, justify="right")
+        by = {(r["guest"], r["plugin"]): r for r in rows if r["platform"] == p}
         for name in selected:
-            cells_txt = []
-            for g in guests:
-                r = next(x for x in rows if x["platform"] == p and x["guest"] == g and x["plugin"] == name)
-                cells_txt.append(f"{r['alone_saves']:,.0f} / {r['marginal_saves']:,.0f}")
-            t.add_row(str(found[name].meta.patch or "-"), name, *cells_txt)
-        totals = [next(x for x in rows if x["platform"] == p and x["guest"] == g) for g in guests]
+            t.add_row(str(found[name].meta.patch or "-"), name,
+                      *(f"{saved(by[g, name]['alone_saves'])} / {saved(by[g, name]['marginal_saves'])}"
+                        for g in guests))
         t.add_section()
-        t.add_row("", "all together", *(f"{r['vanilla'] - r['all']:,.0f}" for r in totals))
+        t.add_row("", "all together", *(saved(None if by[g, selected[0]]["all"] is None else
+                                              by[g, selected[0]]["vanilla"] - by[g, selected[0]]["all"])
+                                        for g in guests))
         con.print(t)
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_verbosity
 @handle_errors
 def platforms(as_json: bool) -> None:
     """List the platform profiles: host and guest GIC, list registers, priority bits and
@@ -338,7 +563,7 @@ def platforms(as_json: bool) -> None:
                    "nr_lr": p.nr_lr, "nr_pri_bits": p.nr_pri_bits, "arch": p.arch, "calibrated": p.calibrated,
                    "parameters": {k: {"value": v.value, "fit": v.fit, "why": v.why} for k, v in p.parameters.items()}}
                for n, p in pfs.items()}
-        click.echo(json.dumps(out, indent=2))
+        click.echo(_dumps(out))
         return
     from rich.table import Table
 
@@ -358,6 +583,7 @@ def platforms(as_json: bool) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_verbosity
 @handle_errors
 def plugins(as_json: bool) -> None:
     """List every installed plugin, built-in and third-party: name, patch, kind,
@@ -373,7 +599,7 @@ def plugins(as_json: bool) -> None:
                      "builtin": info.builtin, "version": m.version or info.dist_version,
                      "entry_point": info.entry_point, "force_note": m.force_note})
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(_dumps(rows))
         return
     from rich.table import Table
 
@@ -390,43 +616,48 @@ def plugins(as_json: bool) -> None:
 @click.option("--measurements", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Measurement file (default: the study's vanilla figures, data/reference.toml).")
 @click.option("--short", is_flag=True, help="Extrapolate counts from two short runs per cell (same counts, faster).")
-@click.option("--write", is_flag=True, help="Write the fitted values into the profile files.")
-@click.option("-j", "--jobs", type=click.IntRange(1), default=os.cpu_count() or 1, show_default="CPU count")
+@click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Write the fitted profiles into DIR (never into the installed package); use them with "
+                   "`worldswitch --profiles DIR --replace ...`.")
+@_jobs_option
 @click.option("--json", "as_json", is_flag=True, help="Print the fit as JSON.")
+@_verbosity
 @handle_errors
-def calibrate(measurements: Path | None, short: bool, write: bool, jobs: int, as_json: bool) -> None:
+def calibrate(measurements: Path | None, short: bool, write_dir: Path | None, jobs: int, as_json: bool) -> None:
     """Fit each profile's free parameters (fit = true) to the vanilla measurements by
     least squares per host, keeping the documented priors fixed, and print the fitted
     values and the residual of every cell. Reproducible: the same measurements give
-    the same profiles."""
+    the same profiles.
+
+    \b
+    Example:
+      worldswitch calibrate --short --write my-profiles/
+      worldswitch --profiles my-profiles --replace table --short"""
     from .calibrate import calibrate as fit
-    from .calibrate import write_values
+    from .calibrate import write_profiles
     from .platform import load_platforms
     from .study import load_reference, measure_cells
 
     reference = load_reference(measurements)
     pfs = load_platforms()
     names = [n for n in pfs if any(n in row for row in reference.values())]
-    cells = measure_cells(list(reference), names, "none", short, jobs)
+    with _Progress(len(reference) * len(names) * (2 if short else 1), "calibration", jobs) as tick:
+        cells = measure_cells(list(reference), names, "none", short, jobs, tick)
     fits = fit(pfs, cells, reference)
+    written = write_profiles(fits, pfs, write_dir) if write_dir is not None else []
     if as_json:
-        click.echo(json.dumps([{"host": f.host, "params": f.params,
-                                "cells": [{"guest": g, "platform": p, "measured": m, "model": round(x, 2),
-                                           "residual_pct": round(100 * (x - m) / m, 3)}
-                                          for (g, p), (m, x) in f.residuals.items()]} for f in fits], indent=2))
-    else:
-        con = _console()
-        for f in fits:
-            con.print(f"[bold]host {f.host}[/bold]: " + ", ".join(f"{k} = {v:.4f}" for k, v in f.params.items()))
-            for (g, p), (m, x) in f.residuals.items():
-                con.print(f"  {g:<10} {p:<6} measured {m:>8.0f}  model {x:>10.2f}  residual {100 * (x - m) / m:+.3f} %")
-    if write:
-        for f in fits:
-            for pf in pfs.values():
-                if pf.host == f.host and pf.path is not None:
-                    write_values(pf.path, f.params)
-        if not as_json:
-            click.echo("profiles updated")
+        click.echo(_dumps([{"host": f.host, "params": f.params,
+                            "cells": [{"guest": g, "platform": p, "measured": m, "model": round(x, 2),
+                                       "residual_pct": round(100 * (x - m) / m, 3)}
+                                      for (g, p), (m, x) in f.residuals.items()]} for f in fits]))
+        return
+    con = _console()
+    for f in fits:
+        con.print(f"[bold]host {f.host}[/bold]: " + ", ".join(f"{k} = {v:.4f}" for k, v in f.params.items()))
+        for (g, p), (m, x) in f.residuals.items():
+            con.print(f"  {g:<10} {p:<6} measured {m:>8.0f}  model {x:>10.2f}  residual {100 * (x - m) / m:+.3f} %")
+    for path in written:
+        con.print(f"wrote {path}")
 
 
 if __name__ == "__main__":

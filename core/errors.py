@@ -9,6 +9,12 @@ class WorldswitchError(Exception):
     exit_code = 1
 
 
+class UsageError(WorldswitchError):
+    """An option or argument out of its documented range."""
+
+    exit_code = 2
+
+
 class GuestImageError(WorldswitchError):
     """The guest image is missing, empty, oversized or not a valid flat binary."""
 
@@ -43,3 +49,13 @@ class ProfileError(WorldswitchError):
     """A platform profile or measurement file is malformed."""
 
     exit_code = 8
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the CLI stops as for Ctrl-C, with exit code 143 (128 + 15)."""
+
+
+class TransparencyError(WorldswitchError):
+    """A plugin set changed what the guest sees: its figures are not a saving, they are invalid."""
+
+    exit_code = 9

@@ -5,16 +5,75 @@ through ``pm.hook.X`` costs as much as a whole trap, so the run loop calls what 
 module resolves instead: None when nobody implements the hook, the implementation
 itself when there is one, or a small loop keeping pluggy's order and ``firstresult``
 semantics. Wrappers fall back to the real pluggy call.
+
+A hook whose spec declares a result (``int | None``, ``bool | None``, or ``Any`` standing
+for a known class) gets each implementation wrapped in a check, so a plugin returning
+the wrong type fails as a named ``PluginFailure`` here instead of as a traceback deep in
+the core. ``bool`` passes only where ``bool`` is declared (it is an ``int`` too).
 """
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
 import pluggy
 
+from .errors import PluginFailure
 from .hookspecs import PER_TRAP_HOOKS
+
+#: hooks annotated ``Any`` (hookspecs imports nothing from the core) whose docstring names
+#: the class they return
+_ANY_RESULTS = ("kvm_find_sys_reg", "kvm_find_coproc_reg")
+
+#: (classes a result may have besides None, how the spec says it)
+Check = tuple[tuple[type, ...], str]
+
+
+@functools.cache
+def result_check(hook: str, spec_function: Callable[..., Any]) -> Check | None:
+    """What a hook's results are checked against; None when unchecked (no result, or
+    an annotation that is not a plain class or union of classes)."""
+    text = spec_function.__annotations__.get("return")
+    try:
+        # the annotations are strings (``from __future__ import annotations``): evaluate once per spec
+        ann = eval(text, spec_function.__globals__) if isinstance(text, str) else text
+    except Exception:  # noqa: BLE001 - an annotation we cannot evaluate is left unchecked
+        return None
+    if ann is Any:
+        if hook not in _ANY_RESULTS:
+            return None
+        from .kvm.sys_regs import FindResult  # here: the kvm package imports this module
+
+        return (FindResult,), "FindResult | None"
+    union = typing.get_origin(ann) in (typing.Union, types.UnionType)
+    classes = tuple(a for a in (typing.get_args(ann) if union else (ann,)) if a is not None and a is not type(None))
+    if not classes or not all(isinstance(c, type) for c in classes):
+        return None
+    return classes, str(text)
+
+
+def _fits(res: Any, classes: tuple[type, ...]) -> bool:
+    return isinstance(res, classes) and (bool in classes or not isinstance(res, bool))
+
+
+def _plugin_name(impl: Any) -> str:
+    name = impl.plugin_name
+    # pluggy names an object registered without a name by its id(): its class says more
+    return type(impl.plugin).__name__ if name.isdigit() else name
+
+
+def _refuse(who: str, res: Any, hook: str, expected: str) -> PluginFailure:
+    try:
+        shown = repr(res).replace("\n", " ")  # one line, whatever the plugin's object prints
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real failure
+        shown = f"a {type(res).__name__}"
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return PluginFailure(f"{who} returned {shown} from hook {hook}; expected {expected}")
 
 
 def _adapt(impl: Any, argnames: tuple[str, ...]) -> Callable[..., Any]:
@@ -30,6 +89,39 @@ def _adapt(impl: Any, argnames: tuple[str, ...]) -> Callable[..., Any]:
     return call
 
 
+def _checked(impl: Any, argnames: tuple[str, ...], hook: str, check: Check) -> Callable[..., Any]:
+    """``impl`` behind its result check: one closure, and on the hot path (None, or a
+    result of exactly a declared class) one identity test and one tuple lookup."""
+    func = _adapt(impl, argnames)
+    classes, expected = check
+    who = f"plugin {_plugin_name(impl)!r}"
+
+    def slow(res: Any) -> Any:  # a subclass of a declared class (not bool for int), or a failure
+        if _fits(res, classes):
+            return res
+        raise _refuse(who, res, hook, expected)
+
+    # fixed arities skip building an argument tuple: a third of the wrapper's cost per trap
+    if len(argnames) == 1:
+        def checked1(a: Any) -> Any:
+            res = func(a)
+            return res if res is None or type(res) in classes else slow(res)
+
+        return checked1
+    if len(argnames) == 2:
+        def checked2(a: Any, b: Any) -> Any:
+            res = func(a, b)
+            return res if res is None or type(res) in classes else slow(res)
+
+        return checked2
+
+    def checked(*args: Any) -> Any:
+        res = func(*args)
+        return res if res is None or type(res) in classes else slow(res)
+
+    return checked
+
+
 def resolve_hook(caller: pluggy.HookCaller) -> Callable[..., Any] | None:
     impls = caller.get_hookimpls()
     if not impls:
@@ -37,14 +129,24 @@ def resolve_hook(caller: pluggy.HookCaller) -> Callable[..., Any] | None:
     spec = caller.spec
     assert spec is not None
     argnames = tuple(spec.argnames)
+    check = result_check(caller.name, spec.function)
+    firstresult = spec.opts.get("firstresult", False)
     if any(i.hookwrapper or i.wrapper for i in impls):
+        # pluggy calls the implementations itself: check what comes out, naming every candidate
+        who = "one of the plugins " + ", ".join(repr(_plugin_name(i)) for i in impls)
+
         def via_pluggy(*args: Any) -> Any:
-            return caller(**dict(zip(argnames, args)))
+            res = caller(**dict(zip(argnames, args)))
+            if check is None or not firstresult or res is None or _fits(res, check[0]):
+                return res
+            raise _refuse(who, res, caller.name, check[1])
 
         return via_pluggy
     # pluggy calls the last registered (and tryfirst) implementations first
-    funcs = [_adapt(i, argnames) for i in reversed(impls)]
-    firstresult = spec.opts.get("firstresult", False)
+    if check is None:
+        funcs = [_adapt(i, argnames) for i in reversed(impls)]
+    else:
+        funcs = [_checked(i, argnames, caller.name, check) for i in reversed(impls)]
     if len(funcs) == 1:
         return funcs[0]
     if firstresult:

@@ -33,6 +33,7 @@ from unicorn.unicorn_py3.unicorn import (
     uclib,
 )
 
+from .budget import check_deadline, run_guarded
 from .errors import GuestFault, GuestImageError
 from .events import Exit
 from .hw.gic_v2 import GicV
@@ -43,6 +44,8 @@ RAM_BASE = 0x80000000
 RAM_SIZE = 0x4000000  # 64 MiB
 LOAD_ADDR = 0x80080000
 MAX_IMAGE = RAM_BASE + RAM_SIZE - LOAD_ADDR
+# emu_start needs an end address; reaching this one (a VA no guest maps) is reported as a fault
+RUN_UNTIL = 1 << 63
 GICC_BASE, GICC_SIZE = 0x3FFD0000, 0x20000
 REDIST_DEFAULT = 0x3FBF0000
 REDIST_SIZE = 0x20000  # one vCPU: RD_base and SGI_base frames
@@ -124,17 +127,29 @@ def load_image(path: str) -> bytes:
     return data
 
 
-def scan_image(code: bytes, base: int = LOAD_ADDR) -> Scan:
-    """Find the trap sites: every MRS/MSR, HVC, WFI, and load/store (for syndromes)."""
-    md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+def code_extent(code: bytes) -> int:
+    """Bytes up to the last non-zero word: zero padding holds no instruction to hook
+    (0 is UDF), so preparation costs time in proportion to the code, not the image."""
+    return (len(code.rstrip(b"\0")) + 3) & ~3
+
+
+def scan_image(code: bytes, base: int = LOAD_ADDR, deadline: float | None = None) -> Scan:
+    """Find the trap sites: every MRS/MSR, HVC, WFI, and load/store (for syndromes).
+
+    Every word up to the end of the code is decoded, data included: a site found in data
+    is hooked but never executed, while stopping at the first data word would miss the
+    code after it."""
+    if next(capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM).disasm_lite(code[:4], base), None) is None:
+        raise GuestImageError("the image does not start with a valid instruction for its architecture")
     sysregs: list[SysregSite] = []
     hvcs: dict[int, int] = {}
     wfis: list[int] = []
     ldst: dict[int, LdstSite] = {}
-    decoded = 0
-    for addr, _size, _mn, _ops in md.disasm_lite(code, base):
-        decoded += 1
-        w = int.from_bytes(code[addr - base : addr - base + 4], "little")
+    words = memoryview(code)[: code_extent(code)].cast("I")
+    for i, w in enumerate(words):
+        if not i & 0xFFFF:
+            check_deadline(deadline, "scanning the guest image")
+        addr = base + 4 * i
         if (w & 0xFFD00000) == 0xD5100000:  # MSR/MRS (register): 1101010100 L 1 o0 ...
             sysregs.append(SysregSite(
                 addr, 2 + ((w >> 19) & 1), (w >> 16) & 7, (w >> 12) & 15, (w >> 8) & 15, (w >> 5) & 7,
@@ -149,8 +164,6 @@ def scan_image(code: bytes, base: int = LOAD_ADDR) -> Scan:
             ldst[addr] = LdstSite(size, w & 31, opc == 0, opc >= 2, size == 8 or opc == 2, False)
         elif (w >> 27) & 7 == 0b101 and not (w >> 26) & 1:  # load/store pair
             ldst[addr] = LdstSite(4 << (w >> 31), w & 31, not (w >> 22) & 1, False, bool(w >> 31), True)
-    if decoded == 0:
-        raise GuestImageError("the image does not start with a valid instruction for its architecture")
     return Scan(sysregs, hvcs, wfis, ldst)
 
 
@@ -190,14 +203,16 @@ class Regs:
 class Machine:
     """One VM: a vCPU model, its Unicorn core, the trap hooks. Use a fresh one per run."""
 
-    def __init__(self, code: bytes, vcpu: Vcpu, redist_base: int = REDIST_DEFAULT) -> None:
+    def __init__(self, code: bytes, vcpu: Vcpu, redist_base: int = REDIST_DEFAULT,
+                 deadline: float | None = None) -> None:
         self.code = code
+        self.deadline = deadline
         self.vcpu = vcpu
         self.platform = vcpu.platform
         self.redist_base = redist_base
         self.error: BaseException | None = None
         self.finished = False
-        self.scan = scan_image(code)
+        self.scan = scan_image(code, deadline=deadline)
         self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         self.regs = Regs(self.uc)
         self._keep: list[Any] = []  # ctypes callbacks must outlive the run
@@ -497,17 +512,11 @@ class Machine:
         return write
 
     # ---- running ------------------------------------------------------------------------
-    def run(self, timeout_s: float = 0.0) -> None:
-        """Run to the guest's SYSTEM_OFF/RESET. Raises on a fault or a blown budget."""
+    def run(self, max_instructions: int = 0) -> None:
+        """Run to the guest's SYSTEM_OFF/RESET. Raises on a fault or a blown budget
+        (the time budget is the deadline given at construction)."""
         self.vcpu.first_entry()
-        try:
-            self.uc.emu_start(LOAD_ADDR, 1 << 63, int(timeout_s * 1_000_000), 0)
-        except UcError as e:
-            if self.error is None:
-                pc = self.regs.read(a64.UC_ARM64_REG_PC)
-                raise GuestFault(f"guest fault at pc 0x{pc:x}: {e}") from None
-        if self.error is not None:
-            raise self.error
+        run_guarded(self, LOAD_ADDR, RUN_UNTIL, max_instructions, a64.UC_ARM64_REG_PC)
         self.vcpu.vcpu_put()
 
     def guest_registers(self) -> dict[str, int]:

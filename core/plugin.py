@@ -5,13 +5,35 @@ one run. It declares ``WORLDSWITCH_PLUGIN = PluginMeta(...)`` and implements hoo
 from :mod:`worldswitch.hookspecs` with ``@hookimpl``. The 17 patches of the series
 ship as plugins declared in the same entry-point group, ``worldswitch.plugins``, that
 third parties use.
+
+Rules that keep one broken or greedy third-party plugin from taking the tool down:
+
+* Discovery loads every entry point once per process. One that fails to import (any
+  exception, ``SystemExit`` included), has no valid ``PluginMeta``, or does not fit the
+  hook specifications (wrong argument names, unknown hook) is left out and reported
+  once, as a one-line warning on stderr; the others load. ``set_strict(True)`` (the
+  CLI's ``--strict-plugins``) turns the first reported problem into a ``PluginError``
+  instead. Worker processes stay quiet: their parent reports.
+* Names are unique and the built-ins own theirs: a third-party plugin named like a
+  built-in is not loaded, nor is a second third-party plugin of an already-taken name.
+  A plugin name starts with a letter, so it never reads as a patch number, and is not
+  a selection keyword (``all``, ``none``, ``series``, ``vanilla``).
+* Patch numbers 1-17 are the series'. A third-party plugin may claim one of them: it
+  loads and sorts beside that patch, but a number, ``series`` or ``all`` always
+  selects the built-in (the claim is reported once); select it by name. A third-party
+  plugin may also number itself 18 or higher (a follow-up patch): that number then
+  selects it, unless two third-party plugins claim it, which makes selecting it by
+  number an error naming both. ``series``/``all`` never include third-party plugins.
+  A ``patch`` below 1 is invalid metadata.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -27,8 +49,23 @@ ENTRY_POINT_GROUP = "worldswitch.plugins"
 #: set to a non-empty value to load only the built-in plugins (like PYTEST_DISABLE_PLUGIN_AUTOLOAD)
 DISABLE_AUTOLOAD_ENV = "WORLDSWITCH_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN_PREFIX = "worldswitch.plugins."
+BUILTIN_DIST = "worldswitch"
 
 KINDS = ("optimization", "correctness", "refactor")
+SERIES = range(1, 18)
+PRESETS = {"vanilla": "none", "series": "all"}
+_KEYWORDS = frozenset(PRESETS) | {"all", "none"}
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_RANGE = re.compile(r"(\d+)(?:\s*-\s*(\d+))?")
+
+_strict = False
+
+
+def set_strict(strict: bool) -> None:
+    """Make the next ``discover()`` raise on a broken or clashing plugin instead of
+    warning (``--strict-plugins``). Call it with False to go back to warnings."""
+    global _strict
+    _strict = strict
 
 
 @dataclass(frozen=True)
@@ -39,7 +76,7 @@ class PluginMeta:
     title: str
     subsystem: str
     kind: str  # optimization | correctness | refactor
-    patch: int | None = None  # 1-17 for the series, None for third parties
+    patch: int | None = None  # 1-17 for the series, None for third parties (see the module docstring)
     requires: tuple[str, ...] = ()
     force_note: str = ""  # what happens when it runs without its requirements (--force)
     version: str = ""
@@ -55,72 +92,198 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
 
 
-def _meta_of(obj: Any, ep_name: str) -> PluginMeta:
+def _check_meta(obj: Any) -> PluginMeta:
+    """The plugin's metadata; ValueError(reason) when it is missing or malformed."""
     meta = getattr(obj, "WORLDSWITCH_PLUGIN", None)
     if not isinstance(meta, PluginMeta):
-        raise PluginError(f"plugin {ep_name!r} has no WORLDSWITCH_PLUGIN = PluginMeta(...)")
+        raise ValueError("it has no WORLDSWITCH_PLUGIN = PluginMeta(...)")
+    if not isinstance(meta.name, str) or not _NAME.fullmatch(meta.name) or meta.name in _KEYWORDS:
+        raise ValueError(f"its name {meta.name!r} is not a plugin name (a letter, then letters, digits, '.', '_' "
+                         f"or '-'; not {', '.join(sorted(_KEYWORDS))})")
     if meta.kind not in KINDS:
-        raise PluginError(f"plugin {meta.name!r} declares kind {meta.kind!r}; expected one of {', '.join(KINDS)}")
+        raise ValueError(f"it declares kind {meta.kind!r}; expected one of {', '.join(KINDS)}")
+    # bool is an int: patch=True would silently mean patch 1
+    if meta.patch is not None and (type(meta.patch) is not int or meta.patch < 1):
+        raise ValueError(f"it declares patch {meta.patch!r}; expected None or a number from 1")
+    if not isinstance(meta.requires, tuple | list) or not all(isinstance(r, str) for r in meta.requires):
+        raise ValueError(f"it declares requires={meta.requires!r}; expected a tuple of plugin names")
     return meta
 
 
-def discover() -> dict[str, PluginInfo]:
-    """Every installed plugin, by name, in patch order then name."""
-    return _discover(not os.environ.get(DISABLE_AUTOLOAD_ENV))
+def _one_line(text: str) -> str:
+    # pluggy's validation messages span lines; a warning or error is one line
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"it called sys.exit({e.code!r})"
+    text = _one_line(str(e))
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _is_builtin(ep: metadata.EntryPoint) -> bool:
+    # the module prefix alone could be borrowed; the distribution cannot
+    dist = getattr(ep, "dist", None)
+    return ep.value.startswith(BUILTIN_PREFIX) and (dist is None or dist.name == BUILTIN_DIST)
+
+
+def _sort_key(name: str, info: PluginInfo) -> tuple[float, str]:
+    return (info.meta.patch if info.meta.patch is not None else math.inf, name)
+
+
+@dataclass
+class _Discovery:
+    plugins: dict[str, PluginInfo]
+    problems: list[tuple[str, str]]  # (what is wrong, what happens instead) in discovery order
+    reported: bool = False
 
 
 @functools.cache
-def _discover(autoload: bool) -> dict[str, PluginInfo]:
+def _discover(autoload: bool) -> _Discovery:
     # entry-point scanning costs tens of milliseconds: once per process is enough
-    found: dict[str, PluginInfo] = {}
+    problems: list[tuple[str, str]] = []
+    skipped = "the other plugins are loaded"
+    loaded: list[tuple[metadata.EntryPoint, bool, Any, PluginMeta]] = []
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        builtin = ep.value.startswith(BUILTIN_PREFIX)
+        builtin = _is_builtin(ep)
         if not builtin and not autoload:
             continue
+        where = f"plugin entry point {ep.name!r} ({ep.value}) failed to load"
         try:
             obj = ep.load()
-        except Exception as e:  # noqa: BLE001 - a broken third-party plugin must not crash listing
-            raise PluginError(f"plugin entry point {ep.name!r} ({ep.value}) failed to load: {e}") from None
-        meta = _meta_of(obj, ep.name)
-        if meta.name in found:
-            raise PluginError(f"two plugins are named {meta.name!r} ({found[meta.name].entry_point}, {ep.value})")
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken plugin must not take the others down
+            problems.append((f"{where}: {_describe(e)}", skipped))
+            continue
+        try:
+            meta = _check_meta(obj)
+        except ValueError as e:
+            problems.append((f"{where}: {e}", skipped))
+            continue
+        loaded.append((ep, builtin, obj, meta))
+
+    # built-ins first, so their names and numbers win whatever the entry-point order
+    loaded.sort(key=lambda x: not x[1])
+    found: dict[str, PluginInfo] = {}
+    checker = pluggy.PluginManager("worldswitch")  # validates hooks now, so nothing later trips on them
+    checker.add_hookspecs(hookspecs)
+    for ep, builtin, obj, meta in loaded:
+        where = f"plugin entry point {ep.name!r} ({ep.value}) failed to load"
+        other = found.get(meta.name)
+        if other is not None:
+            if other.module is not obj:  # the same object twice (a stale second install) is no clash
+                owner = "the built-in plugin" if other.builtin else "another plugin"
+                problems.append((f"{where}: its name {meta.name!r} belongs to {owner} ({other.entry_point})",
+                                 skipped))
+            continue
+        try:
+            checker.register(obj, name=meta.name)
+            checker.check_pending()  # unknown hook names only show up here
+        except Exception as e:  # noqa: BLE001 - PluginValidationError, or a module whose attributes raise
+            if checker.has_plugin(meta.name):
+                checker.unregister(name=meta.name)
+            problems.append((f"{where}: it does not fit the hook specifications: {_describe(e)}", skipped))
+            continue
+        hooks = sorted(c.name for c in checker.get_hookcallers(obj) or [])
         dist = getattr(ep, "dist", None)
-        found[meta.name] = PluginInfo(meta, obj, ep.value, builtin, dist.version if dist else "")
-    return dict(sorted(found.items(), key=lambda kv: (kv[1].meta.patch or 99, kv[0])))
+        found[meta.name] = PluginInfo(meta, obj, ep.value, builtin, dist.version if dist else "", hooks)
+
+    series = {i.meta.patch: n for n, i in found.items() if i.builtin and i.meta.patch}
+    for name, info in found.items():
+        if not info.builtin and info.meta.patch in series:
+            n = info.meta.patch
+            problems.append((f"plugin {name!r} ({info.entry_point}) claims patch {n}, which the built-in "
+                             f"{series[n]!r} implements: `--patches {n}` keeps meaning the built-in; "
+                             "select it by name", ""))
+    return _Discovery(dict(sorted(found.items(), key=lambda kv: _sort_key(*kv))), problems)
 
 
-PRESETS = {"vanilla": "none", "series": "all"}
+def _in_worker() -> bool:
+    import multiprocessing  # only when there is something to report
+
+    return multiprocessing.parent_process() is not None
+
+
+def discover() -> dict[str, PluginInfo]:
+    """Every installed plugin that loaded, by name, in patch order then name.
+
+    Reports discovery problems once per process (strict mode: raises PluginError)."""
+    d = _discover(not os.environ.get(DISABLE_AUTOLOAD_ENV))
+    if d.problems:
+        if _strict:
+            # checked on every call, so set_strict works whenever it is called
+            raise PluginError(f"{d.problems[0][0]} (strict plugin loading)")
+        if not d.reported:
+            d.reported = True
+            if not _in_worker():
+                for what, then in d.problems:
+                    print(f"worldswitch: warning: {what}{'; ' + then if then else ''}", file=sys.stderr)
+    return d.plugins
+
+
+def discovery_problems() -> list[str]:
+    """What discovery left out or reports, one line each (never raises, never prints)."""
+    return [what for what, _ in _discover(not os.environ.get(DISABLE_AUTOLOAD_ENV)).problems]
+
+
+def _by_number(n: int, series: dict[int, str], claims: dict[int, list[str]]) -> str:
+    if n in series:
+        return series[n]
+    owners = claims.get(n, [])
+    if len(owners) == 1:
+        return owners[0]
+    if owners:
+        names = " and ".join(repr(o) for o in owners)
+        raise PluginError(f"patch {n} is claimed by the third-party plugins {names}; select one by name")
+    raise PluginError(f"no installed plugin implements patch {n}")
+
+
+def _check_installed(selected: list[str], plugins: dict[str, PluginInfo]) -> None:
+    """Every requirement of the selection, transitively, is installed (``ablate`` walks them)."""
+    seen, todo = set(selected), list(selected)
+    while todo:
+        name = todo.pop()
+        for req in plugins[name].meta.requires:
+            if req not in plugins:
+                raise PluginError(f"plugin {name!r} requires {req!r}, which is not installed")
+            if req not in seen:
+                seen.add(req)
+                todo.append(req)
 
 
 def parse_selection(spec: str, plugins: dict[str, PluginInfo], without: tuple[str, ...] = ()) -> list[str]:
-    """``all``, ``none``, ``1,7-11``, names, or a preset (``vanilla``, ``series``);
-    ``series``/``all`` mean the 17 patches (third-party plugins are named explicitly)."""
-    spec = PRESETS.get(spec.strip(), spec.strip())
-    by_patch = {p.meta.patch: name for name, p in plugins.items() if p.meta.patch}
+    """Comma-separated items: ``all``/``series`` (the 17 patches), ``none``/``vanilla``
+    (nothing; they add nothing beside other items), patch numbers and ranges (``1,7-11``),
+    plugin names. Third-party plugins are selected by name (or by a number no built-in has)."""
+    series = {i.meta.patch: n for n, i in plugins.items() if i.builtin and i.meta.patch}
+    claims: dict[int, list[str]] = {}
+    for n, i in plugins.items():
+        if not i.builtin and i.meta.patch and i.meta.patch not in series:
+            claims.setdefault(i.meta.patch, []).append(n)
     chosen: list[str] = []
-    if spec in ("all", "series"):
-        chosen = [by_patch[n] for n in sorted(by_patch)]
-    elif spec not in ("none", ""):
-        for item in (s.strip() for s in spec.split(",")):
-            m = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
-            if m:
-                lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-                for n in range(lo, hi + 1):
-                    if n not in by_patch:
-                        raise PluginError(f"no installed plugin implements patch {n}")
-                    chosen.append(by_patch[n])
-            elif item in plugins:
-                chosen.append(item)
-            else:
-                raise PluginError(f"unknown plugin {item!r}; `worldswitch plugins` lists them")
+    for item in (s.strip() for s in spec.split(",")):
+        if item in ("", "none", "vanilla"):
+            continue
+        if item in ("all", "series"):
+            chosen += [series[n] for n in sorted(series)]
+        elif m := _RANGE.fullmatch(item):
+            lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+            if lo > hi:
+                raise PluginError(f"--patches {item!r}: a range goes low to high ({hi}-{lo})")
+            chosen += [_by_number(n, series, claims) for n in range(lo, hi + 1)]
+        elif item in plugins:
+            chosen.append(item)
+        else:
+            raise PluginError(f"unknown plugin {item!r}; `worldswitch plugins` lists them")
     for name in without:
         if name not in plugins:
             raise PluginError(f"unknown plugin {name!r} in --without")
-    out = []
+    out: list[str] = []
     for name in chosen:
         if name not in out and name not in without:
             out.append(name)
-    return sorted(out, key=lambda n: (plugins[n].meta.patch or 99, n))
+    _check_installed(out, plugins)
+    return sorted(out, key=lambda n: _sort_key(n, plugins[n]))
 
 
 def check_requires(selected: list[str], plugins: dict[str, PluginInfo]) -> list[tuple[str, str]]:
@@ -140,11 +303,15 @@ def make_manager(selected: list[str], plugins: dict[str, PluginInfo], force: boo
         try:
             pm.register(plugins[name].module, name=name)
         except pluggy.PluginValidationError as e:
-            raise PluginError(f"plugin {name!r} does not fit the hook specifications: {e}") from None
+            raise PluginError(f"plugin {name!r} does not fit the hook specifications: {_describe(e)}") from None
     return pm
 
 
 def implemented_hooks(module: Any) -> list[str]:
+    """The hooks a plugin implements (discovered plugins: as validated at discovery)."""
+    for info in _discover(not os.environ.get(DISABLE_AUTOLOAD_ENV)).plugins.values():
+        if info.module is module:
+            return list(info.hooks)
     pm = pluggy.PluginManager("worldswitch")
     pm.add_hookspecs(hookspecs)
     pm.register(module)

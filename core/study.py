@@ -8,11 +8,15 @@ full-length run.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from .api import RunResult, run_guest
+from .api import RunResult, run_guest, visible_difference
 from .events import Ev
 from .measurements import load_reference  # noqa: F401 - re-exported
 from .platform import Platform, load_platforms
@@ -30,34 +34,71 @@ class Cell:
     iterations: float
     cycles: float  # per iteration
     run: RunResult | None = None
+    #: what the guest saw in each run behind the cell: equal across plugin sets, or a plugin is not transparent
+    visible: tuple[dict, ...] = ()
 
 
-def _job(args: tuple[str, str, str, bool]) -> RunResult:
+Job = tuple[str, "str | Platform", str, bool]  # guest, platform, plugin selection, force
+
+
+def _job(args: Job) -> RunResult:
     guest, platform, patches, force = args
     return run_guest(guest, platform, patches=patches, force=force)
 
 
+def _worker_init(parent: int) -> None:
+    """A worker never outlives its parent and leaves Ctrl-C to it: the parent stops
+    the pool; SIGTERM (the parent's kill) ends a worker at once, mid-run or not."""
+    from . import budget
+
+    budget.CATCH_SIGNALS = False
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Kill the workers now: ``shutdown`` alone waits for the runs in flight, which can
+    take minutes and hangs on a second Ctrl-C."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError):
+            proc.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_many(
-    jobs: list[tuple[str, str, str, bool]], workers: int = 1, progress: Callable[[RunResult], None] | None = None
+    jobs: list[Job], workers: int = 1, progress: Callable[[RunResult], None] | None = None
 ) -> list[RunResult]:
     """Run jobs (guest, platform, patches, force), in worker processes when workers > 1.
 
     Results come back in job order; each run is independent and deterministic, so the
-    number of workers never changes a figure."""
-    if workers <= 1:
+    number of workers never changes a figure. There are never more workers than jobs."""
+    workers = max(1, min(workers, len(jobs)))
+    if workers == 1:
         out = []
         for job in jobs:
             out.append(_job(job))
             if progress:
                 progress(out[-1])
         return out
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
+    try:
         out = []
         for res in pool.map(_job, jobs):
             out.append(res)
             if progress:
                 progress(res)
-        return out
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown()
+    return out
 
 
 def full_iterations(guest: str) -> int:
@@ -76,12 +117,22 @@ def extrapolate(short: RunResult, longer: RunResult, n_short: int, n_long: int, 
     exits = at_full(short.iterations, longer.iterations)
     counts = {k: at_full(short.counts[k], longer.counts[k]) / exits for k in short.counts}
     cycles = at_full(short.cycles, longer.cycles) / exits
-    return Cell(short.guest.split("-")[0], short.platform, counts, exits, cycles)
+    return Cell(short.guest.split("-")[0], short.platform, counts, exits, cycles,
+                visible=(short.guest_visible, longer.guest_visible))
 
 
 def cell_from_run(r: RunResult) -> Cell:
     return Cell(r.guest, r.platform, {k: v / r.iterations for k, v in r.counts.items()}, r.iterations,
-                r.cycles_per_iteration, r)
+                r.cycles_per_iteration, r, (r.guest_visible,))
+
+
+def transparency_problem(vanilla: Cell, other: Cell) -> str | None:
+    """None when the guest saw the same under both cells' plugin sets, else the first difference."""
+    for a, b in zip(vanilla.visible, other.visible):
+        diff = visible_difference(a, b)
+        if diff:
+            return diff
+    return None
 
 
 def measure_many(
@@ -91,11 +142,14 @@ def measure_many(
     """Per-iteration counts and cycles for each (selection, guest, platform), all runs in
     one pool."""
     keys = [(sel, g, p) for sel in selections for g in guests for p in platforms]
+    # workers get the profiles themselves, not names: a --profiles directory is the parent's setting
+    profiles = load_platforms()
     if not short:
-        results = run_many([(g, p, sel, force) for sel, g, p in keys], workers, progress)
+        results = run_many([(g, profiles[p], sel, force) for sel, g, p in keys], workers, progress)
         return {k: cell_from_run(r) for k, r in zip(keys, results)}
     a, b = SHORT_LENGTHS
-    results = run_many([(f"{g}-{n}", p, sel, force) for sel, g, p in keys for n in (a, b)], workers, progress)
+    results = run_many([(f"{g}-{n}", profiles[p], sel, force) for sel, g, p in keys for n in (a, b)], workers,
+                       progress)
     return {k: extrapolate(results[2 * i], results[2 * i + 1], a, b, full_iterations(k[1]))
             for i, k in enumerate(keys)}
 
