@@ -51,6 +51,10 @@ class RunResult:
         return asdict(self)
 
 
+def _shown(v: Any) -> str:
+    return "absent" if v is None else hex(v) if isinstance(v, int) and not isinstance(v, bool) else repr(v)
+
+
 def visible_difference(vanilla: dict[str, Any], other: dict[str, Any], path: str = "") -> str | None:
     """The first way ``other`` differs from ``vanilla`` in what the guest saw, in words."""
     for key in sorted(set(vanilla) | set(other)):
@@ -61,8 +65,7 @@ def visible_difference(vanilla: dict[str, Any], other: dict[str, Any], path: str
             if diff:
                 return diff
         elif a != b:
-            fmt = (lambda v: hex(v)) if isinstance(a, int) and isinstance(b, int) else repr
-            return f"{where} is {fmt(b)} instead of vanilla's {fmt(a)}"
+            return f"{where} is {_shown(b)} instead of vanilla's {_shown(a)}"
     return None
 
 

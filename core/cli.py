@@ -88,6 +88,11 @@ class _Cli(click.Group):
     """Usage errors in one line too, and signals that end the process cleanly."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        global _quiet
+        from .api import set_log_level
+
+        _quiet = False  # -v / -q hold for one invocation (tests invoke many in one process)
+        set_log_level(logging.WARNING)
         if threading.current_thread() is threading.main_thread():
             # a shell starts background jobs with SIGINT ignored; the user's Ctrl-C must still stop us
             signal.signal(signal.SIGINT, signal.default_int_handler)

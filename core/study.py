@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -65,11 +66,19 @@ def _worker_init(parent: int) -> None:
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
     """Kill the workers now: ``shutdown`` alone waits for the runs in flight, which can
-    take minutes and hangs on a second Ctrl-C."""
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
-        with contextlib.suppress(OSError):
-            proc.kill()
-    pool.shutdown(wait=True, cancel_futures=True)
+    take minutes. The pool then fails its pending futures itself (cancelling them
+    would race with that inside concurrent.futures). A second Ctrl-C meanwhile must not
+    cut the clean-up short, so SIGINT waits until it is done."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(OSError):
+                proc.kill()
+        pool.shutdown(wait=True)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def run_many(
@@ -90,10 +99,11 @@ def run_many(
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
     try:
         out = []
-        for res in pool.map(_job, jobs):
-            out.append(res)
+        # not pool.map: on an interrupt it cancels futures that the pool then fails to fail
+        for future in [pool.submit(_job, job) for job in jobs]:
+            out.append(future.result())
             if progress:
-                progress(res)
+                progress(out[-1])
     except BaseException:
         _stop_pool(pool)
         raise

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import functools
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from fakes import FakeDist
+from worldswitch import plugin
 from worldswitch.api import RunResult, run_guest
 
 PLATFORMS = ("A", "B", "C-v2", "C-v3")
@@ -27,3 +32,19 @@ def per_iteration(guest: str, platform: str, patches: str = "none", force: bool 
 @pytest.fixture
 def steady():
     return per_iteration
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDist]:
+    dist = FakeDist(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(plugin.DISABLE_AUTOLOAD_ENV, raising=False)
+    plugin._discover.cache_clear()
+    try:
+        yield dist
+    finally:
+        # the next discover() scans again, after monkeypatch has taken tmp_path off sys.path
+        plugin._discover.cache_clear()
+        plugin.set_strict(False)
+        for m in dist.modules:
+            sys.modules.pop(m, None)

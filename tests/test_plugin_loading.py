@@ -8,14 +8,11 @@ cleared before and after, so other tests see only what is really installed.
 from __future__ import annotations
 
 import enum
-import importlib
 import json
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fakes import FakeDist, plugin_source
 from worldswitch import plugin
 from worldswitch.api import run_guest
 from worldswitch.cli import main
@@ -23,53 +20,6 @@ from worldswitch.errors import PluginError, PluginFailure
 from worldswitch.plugin import PluginInfo, PluginMeta, discover, discovery_problems, hookimpl, parse_selection
 
 TIMER_HOOK = "@hookimpl\ndef kvm_timer_skip_active_write(timer, phys_active):\n    return not phys_active\n"
-
-
-def plugin_source(name: str, body: str = "", **meta: object) -> str:
-    fields = {"name": name, "title": "test", "subsystem": "test", "kind": "optimization", **meta}
-    args = ", ".join(f"{k}={v!r}" for k, v in fields.items())
-    return f"from worldswitch.plugin import PluginMeta, hookimpl\nWORLDSWITCH_PLUGIN = PluginMeta({args})\n{body}"
-
-
-class FakeDist:
-    """One fake installed distribution whose entry points grow with ``add``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.entry_points: list[str] = []
-        self.modules: list[str] = []
-        info = root / "wsfake-0.1.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wsfake\nVersion: 0.1\n")
-        self.eps_file = info / "entry_points.txt"
-
-    def add(self, ep_name: str, source: str, attr: str = "") -> str:
-        """Install ``source`` as a module behind entry point ``ep_name``; its value."""
-        module = "wsfake_" + ep_name.replace("-", "_")
-        (self.root / f"{module}.py").write_text(source)
-        value = f"{module}:{attr}" if attr else module
-        self.modules.append(module)
-        self.entry_points.append(f"{ep_name} = {value}")
-        self.eps_file.write_text("[worldswitch.plugins]\n" + "\n".join(self.entry_points) + "\n")
-        importlib.invalidate_caches()
-        plugin._discover.cache_clear()
-        return value
-
-
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDist]:
-    dist = FakeDist(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv(plugin.DISABLE_AUTOLOAD_ENV, raising=False)
-    plugin._discover.cache_clear()
-    try:
-        yield dist
-    finally:
-        # the next discover() scans again, after monkeypatch has taken tmp_path off sys.path
-        plugin._discover.cache_clear()
-        plugin.set_strict(False)
-        for m in dist.modules:
-            sys.modules.pop(m, None)
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
