@@ -403,6 +403,11 @@ def table(patches: str, platform_list: str | None, short: bool, jobs: int, measu
         click.echo(_dumps({"patches": patches, "short": short, "priors": list(priors), "rows": rows}))
     else:
         _print_table(rows, guests, platforms, patched, patches)
+    _fail_if_invalid(problems)
+
+
+def _fail_if_invalid(problems: list[str]) -> None:
+    """After the output: one line per plugin set that changed the guest, exit code 9."""
     if problems:
         for msg in problems[:-1]:
             click.echo(f"worldswitch: {msg}", err=True)
@@ -520,10 +525,7 @@ def ablate(patches: str, guest_list: str, platform_list: str, full: bool, jobs: 
         click.echo(_dumps(rows))
     else:
         _print_ablation(rows, selected, guests, platforms_, found)
-    if problems:
-        for msg in problems[:-1]:
-            click.echo(f"worldswitch: {msg}", err=True)
-        raise TransparencyError(f"{problems[-1]}; invalid cells get no figure")
+    _fail_if_invalid(problems)
 
 
 def _print_ablation(rows: list[dict[str, Any]], selected: list[str], guests: list[str], platforms_: list[str],
@@ -639,11 +641,13 @@ def calibrate(measurements: Path | None, short: bool, write_dir: Path | None, jo
       worldswitch calibrate --short --write my-profiles/
       worldswitch --profiles my-profiles --replace table --short"""
     from .calibrate import calibrate as fit
-    from .calibrate import write_profiles
+    from .calibrate import check_out_dir, write_profiles
     from .platform import load_platforms
     from .study import load_reference, measure_cells
 
     reference = load_reference(measurements)
+    if write_dir is not None:
+        check_out_dir(write_dir)  # before minutes of runs, not after
     pfs = load_platforms()
     names = [n for n in pfs if any(n in row for row in reference.values())]
     with _Progress(len(reference) * len(names) * (2 if short else 1), "calibration", jobs) as tick:
