@@ -71,7 +71,7 @@ class Vcpu32(Vcpu):
     def __init__(self, platform: Platform, counters: list[int], hooks: Hooks, redist_base: int) -> None:
         super().__init__(platform, counters, hooks, redist_base)
         self.tables = v45_tables()
-        hooks.call_setup("kvm_coproc_tables", tables=self.tables)
+        hooks.call_setup("ws_coproc_tables", tables=self.tables)
         self.kvm_coproc_table_init()
         self.target_coproc = self.tables["a15_regs"]
         self.cp15_regs = self.tables["cp15_regs"]
@@ -85,9 +85,9 @@ class Vcpu32(Vcpu):
             if cmp_reg(regs[i - 1], regs[i]) >= 0:
                 raise PluginError(
                     f"BUG at kvm_coproc_table_init: cp15_regs is not sorted at index {i} ({regs[i].name}); "
-                    "a kvm_coproc_tables plugin broke it"
+                    "a ws_coproc_tables plugin broke it"
                 )
-        self.hooks.call_setup("kvm_coproc_table_init", tables=self.tables)
+        self.hooks.call_setup("ws_coproc_table_init", tables=self.tables)
 
     def vmm_sync_invariant_regs(self) -> None:
         """QEMU's kvm_arm_init_cpreg_list + write_kvmstate_to_list: every id of
@@ -146,11 +146,11 @@ class Vcpu32(Vcpu):
         return res.entry
 
     def _search(self, p: CoprocParams, table: CoprocTable) -> FindResult:
-        """find_reg through the kvm_find_coproc_reg hook, memoised per (table, key)."""
+        """find_reg through the ws_find_coproc_reg hook, memoised per (table, key)."""
         cache = self.search_cache(table)
         res = cache.get(p.key)
         if res is None:
-            hook = self.hooks.kvm_find_coproc_reg
+            hook = self.hooks.ws_find_coproc_reg
             res = cache[p.key] = (hook(p, table) if hook else None) or find_reg(p, table)
         return res
 

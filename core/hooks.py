@@ -3,18 +3,24 @@
 pluggy stays the registry (discovery, ordering, validation, listing). A per-trap call
 through ``pm.hook.X`` costs as much as a whole trap, so the run loop calls what this
 module resolves instead: None when nobody implements the hook, the implementation
-itself when there is one, or a small loop keeping pluggy's order and ``firstresult``
-semantics. Wrappers fall back to the real pluggy call.
+itself when there is one, or a small loop that combines several answers by the hook's
+rule (:data:`worldswitch.hookspecs.Combine`): ``first`` non-None answer (pluggy's
+order), ``narrow`` (AND of masks), ``widen`` (OR of masks), ``any`` / ``all`` (of
+booleans), or ``each`` (events: call all). Apart from ``first``, the combined answer
+does not depend on the order of the implementations. Wrappers fall back to the real
+pluggy call, whose results are combined the same way.
 
-A hook whose spec declares a result (``int | None``, ``bool | None``, or ``Any`` standing
-for a known class) gets each implementation wrapped in a check, so a plugin returning
-the wrong type fails as a named ``PluginFailure`` here instead of as a traceback deep in
-the core. ``bool`` passes only where ``bool`` is declared (it is an ``int`` too).
+A hook whose spec declares a result (``int | None``, ``bool | None``,
+``FindResult | None``) gets each implementation wrapped in a check, so a plugin
+returning the wrong type fails as a named ``PluginFailure`` here instead of as a
+traceback deep in the core. ``bool`` passes only where ``bool`` is declared (it is an
+``int`` too).
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 import types
 import typing
 from collections.abc import Callable
@@ -23,11 +29,7 @@ from typing import Any
 import pluggy
 
 from .errors import PluginFailure
-from .hookspecs import PER_TRAP_HOOKS
-
-#: hooks annotated ``Any`` (hookspecs imports nothing from the core) whose docstring names
-#: the class they return
-_ANY_RESULTS = ("kvm_find_sys_reg", "kvm_find_coproc_reg")
+from .hookspecs import per_trap_hooks
 
 #: (classes a result may have besides None, how the spec says it)
 Check = tuple[tuple[type, ...], str]
@@ -37,18 +39,15 @@ Check = tuple[tuple[type, ...], str]
 def result_check(hook: str, spec_function: Callable[..., Any]) -> Check | None:
     """What a hook's results are checked against; None when unchecked (no result, or
     an annotation that is not a plain class or union of classes)."""
+    from .kvm.sys_regs import FindResult  # here: the kvm package imports this module
+
     text = spec_function.__annotations__.get("return")
     try:
-        # the annotations are strings (``from __future__ import annotations``): evaluate once per spec
-        ann = eval(text, spec_function.__globals__) if isinstance(text, str) else text
+        # the annotations are strings (``from __future__ import annotations``) naming
+        # classes imported for type checking only: evaluate once per spec
+        ann = eval(text, {**spec_function.__globals__, "FindResult": FindResult}) if isinstance(text, str) else text
     except Exception:  # noqa: BLE001 - an annotation we cannot evaluate is left unchecked
         return None
-    if ann is Any:
-        if hook not in _ANY_RESULTS:
-            return None
-        from .kvm.sys_regs import FindResult  # here: the kvm package imports this module
-
-        return (FindResult,), "FindResult | None"
     union = typing.get_origin(ann) in (typing.Union, types.UnionType)
     classes = tuple(a for a in (typing.get_args(ann) if union else (ann,)) if a is not None and a is not type(None))
     if not classes or not all(isinstance(c, type) for c in classes):
@@ -122,7 +121,21 @@ def _checked(impl: Any, argnames: tuple[str, ...], hook: str, check: Check) -> C
     return checked
 
 
-def resolve_hook(caller: pluggy.HookCaller) -> Callable[..., Any] | None:
+def _combine(rule: str, results: list[Any]) -> Any:
+    """The answer of several implementations (None ones left out), by the hook's rule."""
+    answers = [r for r in results if r is not None]
+    if rule == "each" or not answers:
+        return None
+    if rule == "first":
+        return answers[0]
+    if rule == "narrow":
+        return functools.reduce(operator.and_, answers)
+    if rule == "widen":
+        return functools.reduce(operator.or_, answers)
+    return any(answers) if rule == "any" else all(answers)
+
+
+def resolve_hook(caller: pluggy.HookCaller, rule: str) -> Callable[..., Any] | None:
     impls = caller.get_hookimpls()
     if not impls:
         return None
@@ -130,16 +143,17 @@ def resolve_hook(caller: pluggy.HookCaller) -> Callable[..., Any] | None:
     assert spec is not None
     argnames = tuple(spec.argnames)
     check = result_check(caller.name, spec.function)
-    firstresult = spec.opts.get("firstresult", False)
     if any(i.hookwrapper or i.wrapper for i in impls):
         # pluggy calls the implementations itself: check what comes out, naming every candidate
         who = "one of the plugins " + ", ".join(repr(_plugin_name(i)) for i in impls)
 
         def via_pluggy(*args: Any) -> Any:
-            res = caller(**dict(zip(argnames, args)))
-            if check is None or not firstresult or res is None or _fits(res, check[0]):
-                return res
-            raise _refuse(who, res, caller.name, check[1])
+            out = caller(**dict(zip(argnames, args)))
+            results = [out] if rule == "first" else out
+            for res in results:
+                if check is not None and res is not None and not _fits(res, check[0]):
+                    raise _refuse(who, res, caller.name, check[1])
+            return _combine(rule, results)
 
         return via_pluggy
     # pluggy calls the last registered (and tryfirst) implementations first
@@ -149,7 +163,7 @@ def resolve_hook(caller: pluggy.HookCaller) -> Callable[..., Any] | None:
         funcs = [_checked(i, argnames, caller.name, check) for i in reversed(impls)]
     if len(funcs) == 1:
         return funcs[0]
-    if firstresult:
+    if rule == "first":
         def first(*args: Any) -> Any:
             for f in funcs:
                 res = f(*args)
@@ -159,43 +173,23 @@ def resolve_hook(caller: pluggy.HookCaller) -> Callable[..., Any] | None:
 
         return first
 
-    def each(*args: Any) -> list[Any]:
-        return [r for r in (f(*args) for f in funcs) if r is not None]
+    def combined(*args: Any) -> Any:
+        return _combine(rule, [f(*args) for f in funcs])
 
-    return each
+    return combined
 
 
 class Hooks:
-    """The resolved per-trap hooks: an attribute per hook, None when unimplemented."""
-
-    kvm_find_sys_reg: Callable[..., Any] | None = None
-    kvm_find_coproc_reg: Callable[..., Any] | None = None
-    kvm_timer_skip_active_write: Callable[..., Any] | None = None
-    kvm_timer_update_irq: Callable[..., Any] | None = None
-    vgic_v2_lrs_to_save: Callable[..., Any] | None = None
-    vgic_v2_save_maint_int_state: Callable[..., Any] | None = None
-    vgic_v2_save_elrsr: Callable[..., Any] | None = None
-    vgic_v2_lrs_to_read: Callable[..., Any] | None = None
-    vgic_v2_lrs_to_wipe: Callable[..., Any] | None = None
-    vgic_v2_lrs_to_restore: Callable[..., Any] | None = None
-    vgic_v3_lrs_to_save: Callable[..., Any] | None = None
-    vgic_v3_save_maint_int_state: Callable[..., Any] | None = None
-    vgic_v3_lrs_to_read: Callable[..., Any] | None = None
-    vgic_v3_lrs_to_wipe: Callable[..., Any] | None = None
-    vgic_v3_lrs_to_restore: Callable[..., Any] | None = None
-    vgic_v3_save_ap0rn: Callable[..., Any] | None = None
-    ws_guest_exit: Callable[..., Any] | None = None
-    ws_guest_enter: Callable[..., Any] | None = None
-    ws_hvc: Callable[..., Any] | None = None
-    ws_sysreg_trap: Callable[..., Any] | None = None
-    ws_mmio_trap: Callable[..., Any] | None = None
-    ws_wfi: Callable[..., Any] | None = None
+    """The resolved per-trap hooks: an attribute per hook of
+    :func:`~worldswitch.hookspecs.per_trap_hooks`, None when unimplemented."""
 
     def __init__(self, pm: pluggy.PluginManager | None = None) -> None:
         self.pm = pm
-        if pm is not None:
-            for name in PER_TRAP_HOOKS:
-                setattr(self, name, resolve_hook(getattr(pm.hook, name)))
+        for name, rule in per_trap_hooks().items():
+            setattr(self, name, resolve_hook(getattr(pm.hook, name), rule) if pm is not None else None)
+
+    def __getattr__(self, name: str) -> Callable[..., Any] | None:
+        raise AttributeError(f"{name!r} is not a per-trap hook (worldswitch.hookspecs.per_trap_hooks)")
 
     def call_setup(self, name: str, **kwargs: Any) -> list[Any]:
         """A setup hook, through pluggy itself (once per run, so its cost is irrelevant)."""

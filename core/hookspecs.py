@@ -1,222 +1,236 @@
-"""Every hook a worldswitch plugin can implement.
+"""Every hook a worldswitch plugin can implement: the plugin API, version 1.
 
-Three kinds:
+Hooks are grouped by when they run:
 
-* **setup hooks** run once per run, when the machine is built (table edits, checks,
-  extra per-vCPU state);
-* **policy hooks** answer one question of the vanilla v4.5 path ("which LRs must be
-  saved?"). They are ``firstresult``: the first implementation that returns something
-  other than None decides; with none, the vanilla answer is used;
-* **event hooks** observe the run loop (guest entry and exit, each kind of trap).
+* **set-up hooks** run once per run, through pluggy: when the vCPU is built, before
+  the first entry, and when it is put;
+* **questions** are asked on the world-switch path, per trap, in the kernel's own
+  terms ("which list registers must this exit save?", "can a maintenance interrupt
+  be pending?"). With no implementation the vanilla v4.5 path runs unchanged; a
+  question nobody answers costs nothing per trap. Where several plugins answer one
+  question, the answers are combined as each hook says (a mask that each answer
+  narrows, for example), so the result never depends on registration order;
+* **events** tell a plugin what happened (guest entry and exit, each kind of trap);
+  their return value is ignored.
 
-Per-trap hooks are resolved once per run into plain callables (see
-:mod:`worldswitch.hooks`): a hook nobody implements costs nothing per trap. Policy
-hooks must therefore not rely on being called through pluggy, and the search hooks
-(``kvm_find_sys_reg``, ``kvm_find_coproc_reg``) must be pure: the core memoises them per
-(table, key) for the run.
+Every per-trap hook is resolved once per run into a plain callable (see
+:mod:`worldswitch.hooks`), so implementations must not rely on being called through
+pluggy, and their results are checked against the return annotation: a wrong type is
+a :class:`~worldswitch.errors.PluginFailure` that names the plugin and the hook.
+
+A plugin is a module or a class. A class is instantiated once per run, so its
+instance owns the plugin's state for that run (patch 6's timer cache is an example).
+Questions are asked of the hyp code of both GIC versions: ``vgic_cpu.hyp_gic`` (2 for
+GICH, 3 for ICH_*_EL2) tells an implementation which one asks.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
+if TYPE_CHECKING:
+    from .kvm.arch_timer import ArchTimerCpu
+    from .kvm.arm import Vcpu
+    from .kvm.coproc import CoprocParams, CoprocTable
+    from .kvm.sys_regs import FindResult, SysRegParams, SysRegTable
+    from .kvm.vgic.mmio import MmioRange
+    from .kvm.vgic.vgic import VgicCpuIf, VgicV3Cpu
+
 hookspec = pluggy.HookspecMarker("worldswitch")
 
+#: how the answers of several implementations become one (see :mod:`worldswitch.hooks`)
+Combine = Literal["first", "narrow", "widen", "any", "all", "each"]
 
-# ---- setup hooks -------------------------------------------------------------------
+
+def per_trap(combine: Combine) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a spec as called on the world-switch path, with its combination rule."""
+    def mark(spec: Callable[..., Any]) -> Callable[..., Any]:
+        spec.ws_combine = combine  # type: ignore[attr-defined]
+        return spec
+
+    return mark
+
+
+# ---- set-up: once per run -------------------------------------------------------------
 @hookspec
-def ws_vcpu_init(vcpu: Any) -> None:
-    """The vCPU and its hardware exist; called once before the first entry.
-
-    Add the per-vCPU fields your patch introduces here (patch 6 adds
-    ``vcpu.timer.active_cleared_last``)."""
-
-
-@hookspec
-def vgic_v2_dist_ranges(ranges: list) -> None:
-    """Edit, in place, the GICv2 distributor's ``vgic_dist_ranges[]`` before the run.
-
-    The list holds :class:`~worldswitch.kvm.vgic.mmio.MmioRange` in search order; the
-    vanilla order puts GICD_SGIR 12th. Patch 12 moves it to the front."""
+def ws_vcpu_init(vcpu: Vcpu) -> None:
+    """The vCPU and its hardware exist; called once before the first entry
+    (``kvm_arch_vcpu_init`` and the first ``vcpu_load``). Every implementation is
+    called, in pluggy's order (last registered first)."""
 
 
 @hookspec
-def kvm_coproc_tables(tables: dict) -> None:
+def ws_vgic_dist_ranges(ranges: list[MmioRange], guest_gic: int) -> None:
+    """Edit, in place, the emulated distributor's register ranges before the run
+    (``vgic_dist_ranges[]`` of ``vgic-v2-emul.c`` when ``guest_gic`` is 2,
+    ``vgic_v3_dist_ranges[]`` when it is 3). The list is searched linearly in its order;
+    ranges do not overlap, so reordering changes only the cost of a lookup. Patch 12
+    moves GICD_SGIR (``SOFTINT``) to the front."""
+
+
+@hookspec
+def ws_coproc_tables(tables: dict[str, CoprocTable]) -> None:
     """Edit, in place, the 32-bit host's cp15 tables before their init-time checks.
 
     ``tables`` maps ``"cp15_regs"``, ``"invariant_cp15"`` and the target table
-    (``"a15_regs"``) to :class:`~worldswitch.kvm.coproc.CoprocTable`; edit
-    ``table.entries`` (a list) in place. Patch 2 sorts ``invariant_cp15``; patch 4
-    rebuilds the entries with the member renamed ``is_64bit``."""
+    (``"a15_regs"``) to tables whose ``entries`` list may be edited. Patch 2 sorts
+    ``invariant_cp15``; patch 4 rebuilds the entries with the member renamed ``is_64bit``."""
 
 
 @hookspec
-def kvm_coproc_table_init(tables: dict) -> None:
-    """Check the 32-bit host's cp15 tables at init, after every ``kvm_coproc_tables``
-    edit and v4.5's own check of ``cp15_regs``; raise to refuse them (the kernel BUG()s).
+def ws_coproc_table_init(tables: dict[str, CoprocTable]) -> None:
+    """Check the 32-bit host's cp15 tables at init, after every ``ws_coproc_tables`` edit
+    and v4.5's own check of ``cp15_regs``; raise
+    :class:`~worldswitch.errors.PluginError` to refuse them (the kernel BUG()s).
     Patch 3 enforces that every table is sorted."""
 
 
-# ---- policy hooks: system-register search ---------------------------------------------
-@hookspec(firstresult=True)
-def kvm_find_sys_reg(params: Any, table: Any) -> Any:
-    """Search ``table`` for the trapped arm64 register in ``params``.
-
-    Return a :class:`~worldswitch.kvm.sys_regs.FindResult` (found entry or None, plus
-    the comparisons made as (event, count) pairs) or None for the vanilla linear search.
-    Must be a pure function of (params.key, table): it is memoised per run."""
-
-
-@hookspec(firstresult=True)
-def kvm_find_coproc_reg(params: Any, table: Any) -> Any:
-    """Like ``kvm_find_sys_reg``, for the 32-bit host's cp15 tables: ``params`` is a
-    :class:`~worldswitch.kvm.coproc.CoprocParams` (``key`` = (is_64bit, CRn, CRm, Op1,
-    Op2)). Used for emulate_cp15 (target table, then ``cp15_regs``) and for the VMM's
-    invariant-register lookups by id at vCPU init."""
-
-
-# ---- policy hooks: timer -----------------------------------------------------------
-@hookspec(firstresult=True)
-def kvm_timer_skip_active_write(timer: Any, phys_active: bool) -> bool | None:
-    """On every entry, before programming the timer PPI's active state in the host GIC:
-    return True to skip the irq_set_irqchip_state call (patch 6's cache)."""
-
-
 @hookspec
-def kvm_timer_update_irq(timer: Any, level: bool) -> None:
-    """The virtual timer's output line changed level."""
+def ws_vcpu_put(vcpu: Vcpu) -> None:
+    """``kvm_arch_vcpu_put``: the run ends. Drop any per-load cache here (patch 6 does)."""
 
 
+# ---- questions: system-register emulation ---------------------------------------------
+@per_trap("first")
+@hookspec(firstresult=True)
+def ws_find_sys_reg(params: SysRegParams, table: SysRegTable) -> FindResult | None:
+    """``find_reg`` for a trapped arm64 system register: search ``table`` (the target
+    table, then ``sys_reg_descs``) for ``params.key``.
+
+    Return a :class:`~worldswitch.kvm.sys_regs.FindResult` (the entry or None, and the
+    comparisons made as (event, count) pairs), or None for v4.5's linear search. The first
+    non-None answer wins (pluggy's order: last registered first). Must be a pure function
+    of (``params.key``, ``table``): it is memoised per run. Patch 1 answers with a binary
+    search."""
+
+
+@per_trap("first")
+@hookspec(firstresult=True)
+def ws_find_coproc_reg(params: CoprocParams, table: CoprocTable) -> FindResult | None:
+    """As :func:`ws_find_sys_reg`, for the 32-bit host's cp15 tables (``params.key`` is
+    (is_64bit, CRn, CRm, Op1, Op2)); also used for the VMM's invariant-register lookups
+    at vCPU init. Patch 5 answers with a binary search."""
+
+
+# ---- questions: the arch timer ----------------------------------------------------------
+@per_trap("any")
 @hookspec
-def kvm_timer_vcpu_put(timer: Any) -> None:
-    """The vCPU is being put (end of the run, or a return to userspace)."""
+def ws_timer_skip_active_write(timer: ArchTimerCpu, phys_active: bool) -> bool | None:
+    """``kvm_timer_flush_hwstate``, on every entry: the host GIC's active state for the
+    timer PPI is about to be set to ``phys_active`` (an ``irq_set_irqchip_state`` call
+    and a distributor write). Return True if the hardware is known to hold that state
+    already, so the write can be skipped. Skipped if any implementation says True.
+    Patch 6 remembers that it last wrote "inactive"."""
 
 
-# ---- policy hooks: vgic-v2 hyp save/restore (GICH) ------------------------------------
-@hookspec(firstresult=True)
-def vgic_v2_lrs_to_save(vgic_cpu: Any) -> int | None:
-    """Bitmask of LRs the exit must save. Vanilla: all. 0 means nothing is in flight and
-    only GICH_VMCR is read (patch 7: the LRs live at the last entry)."""
-
-
-@hookspec(firstresult=True)
-def vgic_v2_save_maint_int_state(vgic_cpu: Any, gich: Any, lrs: int) -> bool | None:
-    """Save MISR/EISR into ``vgic_cpu`` yourself and return True, or None for the vanilla
-    unconditional reads (patch 8 reads them only when a maintenance interrupt is expected)."""
-
-
-@hookspec(firstresult=True)
-def vgic_v2_save_elrsr(vgic_cpu: Any, gich: Any) -> bool | None:
-    """Save ELRSR into ``vgic_cpu.vgic_elrsr`` yourself and return True (patch 9's own step)."""
-
-
-@hookspec(firstresult=True)
-def vgic_v2_lrs_to_read(vgic_cpu: Any, lrs: int) -> int | None:
-    """Of the LRs being saved (``lrs``), the bitmask that must be read back from GICH.
-    Vanilla: all of them. The others only get their state cleared in memory (patch 10:
-    not those ELRSR reports empty)."""
-
-
-@hookspec(firstresult=True)
-def vgic_v2_lrs_to_wipe(vgic_cpu: Any, lrs: int) -> int | None:
-    """Of the LRs being saved, the bitmask to zero in GICH on exit. Vanilla: none
-    (patch 11: all of them, so the entry need not write the unused ones)."""
-
-
-@hookspec(firstresult=True)
-def vgic_v2_lrs_to_restore(vgic_cpu: Any, live_lrs: int) -> int | None:
-    """Bitmask of LRs the entry writes. Vanilla: all (live value or 0). 0 skips the HCR,
-    APR and LR writes (patch 7 when nothing is live); patch 11: only the live ones."""
-
-
-# ---- policy hooks: vgic-v3 hyp save/restore (ICH_*_EL2) --------------------------------
-@hookspec(firstresult=True)
-def vgic_v3_lrs_to_save(vgic_cpu: Any) -> int | None:
-    """As ``vgic_v2_lrs_to_save``, for ICH_LRn_EL2 (patch 13)."""
-
-
-@hookspec(firstresult=True)
-def vgic_v3_save_maint_int_state(vgic_cpu: Any, ich: Any, lrs: int) -> bool | None:
-    """As ``vgic_v2_save_maint_int_state``, for ICH_MISR_EL2/ICH_EISR_EL2 (patch 14)."""
-
-
-@hookspec(firstresult=True)
-def vgic_v3_lrs_to_read(vgic_cpu: Any, lrs: int) -> int | None:
-    """As ``vgic_v2_lrs_to_read``, with ICH_ELRSR_EL2 (patch 15)."""
-
-
-@hookspec(firstresult=True)
-def vgic_v3_lrs_to_wipe(vgic_cpu: Any, lrs: int) -> int | None:
-    """As ``vgic_v2_lrs_to_wipe`` (patch 16)."""
-
-
-@hookspec(firstresult=True)
-def vgic_v3_lrs_to_restore(vgic_cpu: Any, live_lrs: int) -> int | None:
-    """As ``vgic_v2_lrs_to_restore`` (patches 13 and 16)."""
-
-
-@hookspec(firstresult=True)
-def vgic_v3_save_ap0rn(vgic_cpu: Any) -> bool | None:
-    """Save and restore the ICH_AP0Rn_EL2 group? Vanilla: yes. Patch 17: not for a GICv2
-    guest (``vgic_cpu.vgic_sre == 0``), whose active priorities all live in AP1Rn."""
-
-
-# ---- event hooks: the run loop -----------------------------------------------------------
+# ---- questions: the vgic hyp save (exit) and restore (entry) ------------------------------
+@per_trap("narrow")
 @hookspec
-def ws_guest_exit(vcpu: Any, esr: int) -> None:
-    """The guest exited; the hyp save path has run. ``esr`` is the syndrome (EC in bits
-    [31:26]) built from the decoded instruction."""
+def ws_vgic_lrs_to_save(vgic_cpu: VgicCpuIf) -> int | None:
+    """``__vgic_v{2,3}_save_state``: the bitmask of list registers whose state this exit
+    must save. Vanilla: all of them. 0 means nothing is in flight: only the VMCR is read
+    and MISR, EISR, ELRSR and the APRs take their known idle values. Answers are ANDed
+    (each narrows the mask). Patches 7 and 13 answer the LRs live at the last entry."""
 
 
+@per_trap("any")
 @hookspec
-def ws_guest_enter(vcpu: Any) -> None:
-    """The entry path has run; the guest resumes next."""
+def ws_vgic_expect_mi(vgic_cpu: VgicCpuIf, lrs: int) -> bool | None:
+    """``save_maint_int_state``: can a maintenance interrupt be pending, given the LRs
+    being saved (``lrs``)? Vanilla asks nothing and reads MISR and EISR on every exit.
+    Once anyone answers, the step reads MISR only if some answer is True (answers are
+    ORed), and EISR only if MISR reports an EOI; otherwise both are known to be zero.
+    Patches 8 and 14: only if underflow was requested (HCR.UIE) or a saved LR asks for
+    an EOI notification (EOI set, HW clear)."""
 
 
+@per_trap("narrow")
 @hookspec
-def ws_hvc(vcpu: Any, func_id: int) -> None:
-    """An HVC exit, before ``kvm_psci_call`` handles function ``func_id`` (x0)."""
+def ws_vgic_lrs_to_read(vgic_cpu: VgicCpuIf, lrs: int) -> int | None:
+    """``save_lrs``: of the LRs being saved (``lrs``), the bitmask that must be read back
+    from the hardware. Vanilla: all of them. The others are known to be empty: only the
+    state bits of their in-memory copy are cleared. ``vgic_cpu.vgic_elrsr`` is already
+    saved. Answers are ANDed. Patches 10 and 15: not the LRs ELRSR reports empty."""
 
 
+@per_trap("widen")
 @hookspec
-def ws_sysreg_trap(vcpu: Any, params: Any) -> None:
-    """A trapped MRS/MSR (EC 0x18) or cp15 access, before ``emulate_sys_reg``."""
+def ws_vgic_lrs_to_wipe(vgic_cpu: VgicCpuIf, lrs: int) -> int | None:
+    """``save_lrs``: of the LRs being saved, the bitmask to zero in the hardware on exit.
+    Vanilla: none. Answers are ORed. Patches 11 and 16: all of them, so that the entry
+    need not write the LRs that are not live."""
 
 
+@per_trap("narrow")
 @hookspec
-def ws_mmio_trap(vcpu: Any, addr: int, is_write: bool, size: int, value: int) -> None:
-    """A stage-2 data abort on an emulated device, before ``io_mem_abort``."""
+def ws_vgic_lrs_to_restore(vgic_cpu: VgicCpuIf, live_lrs: int) -> int | None:
+    """``__vgic_v{2,3}_restore_state``: the bitmask of LRs the entry writes (their
+    in-memory value, zero when not live); ``live_lrs`` are those holding a pending or
+    active interrupt. Vanilla: all. 0 also skips the HCR and APR writes. Answers are
+    ANDed. Patches 7 and 13: none when nothing is live; patches 11 and 16: the live ones."""
 
 
+@per_trap("all")
 @hookspec
-def ws_wfi(vcpu: Any) -> None:
-    """A trapped WFI, before ``kvm_handle_wfx``."""
+def ws_vgic_v3_save_ap0rn(vgic_cpu: VgicV3Cpu) -> bool | None:
+    """``__vgic_v3_save_state`` / ``restore_state``: must the ICH_AP0Rn_EL2 group be
+    saved and restored? Vanilla: yes. Skipped if any answer is False. Patch 17: not for
+    a GICv2 guest (``vgic_cpu.vgic_sre == 0``), whose active priorities live in AP1Rn."""
 
 
-#: hooks resolved into plain callables for the hot path, with their vanilla meaning
-PER_TRAP_HOOKS = (
-    "kvm_find_sys_reg",
-    "kvm_find_coproc_reg",
-    "kvm_timer_skip_active_write",
-    "kvm_timer_update_irq",
-    "vgic_v2_lrs_to_save",
-    "vgic_v2_save_maint_int_state",
-    "vgic_v2_save_elrsr",
-    "vgic_v2_lrs_to_read",
-    "vgic_v2_lrs_to_wipe",
-    "vgic_v2_lrs_to_restore",
-    "vgic_v3_lrs_to_save",
-    "vgic_v3_save_maint_int_state",
-    "vgic_v3_lrs_to_read",
-    "vgic_v3_lrs_to_wipe",
-    "vgic_v3_lrs_to_restore",
-    "vgic_v3_save_ap0rn",
-    "ws_guest_exit",
-    "ws_guest_enter",
-    "ws_hvc",
-    "ws_sysreg_trap",
-    "ws_mmio_trap",
-    "ws_wfi",
-)
+# ---- events -----------------------------------------------------------------------------
+@per_trap("each")
+@hookspec
+def ws_guest_exit(vcpu: Vcpu, esr: int) -> None:
+    """The guest exited and the hyp save path has run; ``handle_exit`` comes next.
+    ``esr`` is the syndrome built from the trapping instruction as the hardware builds
+    it (exception class in bits [31:26])."""
+
+
+@per_trap("each")
+@hookspec
+def ws_guest_enter(vcpu: Vcpu) -> None:
+    """The entry path (timer and vgic flush, hyp restore) has run; the guest resumes."""
+
+
+@per_trap("each")
+@hookspec
+def ws_sysreg_trap(vcpu: Vcpu, params: SysRegParams | CoprocParams) -> None:
+    """A trapped MRS/MSR (EC 0x18) or cp15 access (EC 0x3/0x4), before
+    ``emulate_sys_reg`` / ``emulate_cp15``."""
+
+
+@per_trap("each")
+@hookspec
+def ws_mmio_trap(vcpu: Vcpu, addr: int, is_write: bool, size: int, value: int) -> None:
+    """A stage-2 data abort on an emulated device (EC 0x24), before ``io_mem_abort``;
+    ``value`` is the written value (0 for a read)."""
+
+
+@per_trap("each")
+@hookspec
+def ws_hvc(vcpu: Vcpu, func_id: int) -> None:
+    """An HVC exit (EC 0x16 or 0x12), before ``kvm_psci_call`` handles function
+    ``func_id`` (x0 or r0)."""
+
+
+@per_trap("each")
+@hookspec
+def ws_wfi(vcpu: Vcpu) -> None:
+    """A trapped WFI (EC 0x01), before ``kvm_handle_wfx``."""
+
+
+@per_trap("each")
+@hookspec
+def ws_timer_update_irq(timer: ArchTimerCpu, level: bool) -> None:
+    """``kvm_timer_update_irq``: the virtual timer's output line changed to ``level``."""
+
+
+def per_trap_hooks() -> dict[str, Combine]:
+    """Every hook called on the world-switch path, with its combination rule: the one
+    list, derived from the specs above."""
+    return {name: fn.ws_combine for name, fn in globals().items()
+            if name.startswith("ws_") and hasattr(fn, "ws_combine")}

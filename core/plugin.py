@@ -1,8 +1,10 @@
 """Plugins: discovery through entry points, metadata, selection and dependency checks.
 
-A plugin is a module (or object) registered with a pluggy ``PluginManager`` made for
-one run. It declares ``WORLDSWITCH_PLUGIN = PluginMeta(...)`` and implements hooks
-from :mod:`worldswitch.hookspecs` with ``@hookimpl``. The 17 patches of the series
+A plugin is a module or a class registered with a pluggy ``PluginManager`` made for
+one run; a class is instantiated for every run, so its instance owns the plugin's state
+for that run and nothing is left on the core's objects. It declares
+``WORLDSWITCH_PLUGIN = PluginMeta(...)`` and implements hooks from
+:mod:`worldswitch.hookspecs` with ``@hookimpl``. The 17 patches of the series
 ship as plugins declared in the same entry-point group, ``worldswitch.plugins``, that
 third parties use.
 
@@ -80,16 +82,23 @@ class PluginMeta:
     requires: tuple[str, ...] = ()
     force_note: str = ""  # what happens when it runs without its requirements (--force)
     version: str = ""
+    #: False for a plugin that changes nothing countable (a rename, a refactor): it is in
+    #: the series for fidelity, and `worldswitch plugins` says so
+    countable: bool = True
 
 
 @dataclass
 class PluginInfo:
     meta: PluginMeta
-    module: Any
+    module: Any  # what the entry point names: a module, or a class instantiated per run
     entry_point: str
     builtin: bool
     dist_version: str = ""
     hooks: list[str] = field(default_factory=list)
+
+    def new(self) -> Any:
+        """The object to register for one run: a fresh instance of a class, else the module."""
+        return self.module() if isinstance(self.module, type) else self.module
 
 
 def _check_meta(obj: Any) -> PluginMeta:
@@ -177,14 +186,14 @@ def _discover(autoload: bool) -> _Discovery:
                                  skipped))
             continue
         try:
-            checker.register(obj, name=meta.name)
+            checker.register(obj() if isinstance(obj, type) else obj, name=meta.name)
             checker.check_pending()  # unknown hook names only show up here
         except Exception as e:  # noqa: BLE001 - PluginValidationError, or a module whose attributes raise
             if checker.has_plugin(meta.name):
                 checker.unregister(name=meta.name)
             problems.append((f"{where}: it does not fit the hook specifications: {_describe(e)}", skipped))
             continue
-        hooks = sorted(c.name for c in checker.get_hookcallers(obj) or [])
+        hooks = sorted(c.name for c in checker.get_hookcallers(checker.get_plugin(meta.name)) or [])
         dist = getattr(ep, "dist", None)
         found[meta.name] = PluginInfo(meta, obj, ep.value, builtin, dist.version if dist else "", hooks)
 
@@ -301,7 +310,7 @@ def make_manager(selected: list[str], plugins: dict[str, PluginInfo], force: boo
     pm.add_hookspecs(hookspecs)
     for name in selected:
         try:
-            pm.register(plugins[name].module, name=name)
+            pm.register(plugins[name].new(), name=name)
         except pluggy.PluginValidationError as e:
             raise PluginError(f"plugin {name!r} does not fit the hook specifications: {_describe(e)}") from None
     return pm
@@ -314,5 +323,6 @@ def implemented_hooks(module: Any) -> list[str]:
             return list(info.hooks)
     pm = pluggy.PluginManager("worldswitch")
     pm.add_hookspecs(hookspecs)
-    pm.register(module)
-    return sorted(caller.name for caller in pm.get_hookcallers(module) or [])
+    obj = module() if isinstance(module, type) else module
+    pm.register(obj)
+    return sorted(caller.name for caller in pm.get_hookcallers(obj) or [])

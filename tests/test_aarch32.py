@@ -140,11 +140,11 @@ def test_v45_tables():
 
 def test_plugins_edit_tables():
     t = v45_tables()
-    sort_invariant.kvm_coproc_tables(t)
+    sort_invariant.ws_coproc_tables(t)
     assert [r.name for r in t["invariant_cp15"].entries[4:8]] == ["REVIDR", "CLIDR", "AIDR", "ID_PFR0"]
-    check_sorted.kvm_coproc_table_init(t)  # all sorted now: no BUG
+    check_sorted.ws_coproc_table_init(t)  # all sorted now: no BUG
     before = {k: [(r.name, r.CRn, r.CRm, r.Op1, r.Op2, r.is_64, r.access) for r in v.entries] for k, v in t.items()}
-    rename_is64bit.kvm_coproc_tables(t)
+    rename_is64bit.ws_coproc_tables(t)
     after = {k: [(r.name, r.CRn, r.CRm, r.Op1, r.Op2, r.is_64bit, r.access) for r in v.entries] for k, v in t.items()}
     assert after == before
     assert not hasattr(t["cp15_regs"].entries[0], "is_64")

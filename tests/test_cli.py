@@ -134,7 +134,7 @@ def test_listings() -> None:
     rows = json.loads(out)
     assert code == 0 and sorted(r["patch"] for r in rows if r["patch"]) == list(range(1, 18))
     live = next(r for r in rows if r["name"] == "vgic-v2-live-lrs")
-    assert live["hooks"] == ["vgic_v2_lrs_to_restore", "vgic_v2_lrs_to_save"] and live["kind"] == "optimization"
+    assert live["hooks"] == ["ws_vgic_lrs_to_restore", "ws_vgic_lrs_to_save"] and live["kind"] == "optimization"
     assert "vgic-v2-live-lrs" in invoke("plugins")[1]
     code, out, _ = invoke("platforms", "--json")
     pfs = json.loads(out)

@@ -7,7 +7,7 @@ class CacheEverything:
     """A third-party-style plugin object: skip every timer active-state write."""
 
     @hookimpl
-    def kvm_timer_skip_active_write(self, timer, phys_active):
+    def ws_timer_skip_active_write(self, timer, phys_active):
         return True
 
 

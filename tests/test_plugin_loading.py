@@ -19,7 +19,7 @@ from worldswitch.cli import main
 from worldswitch.errors import PluginError, PluginFailure
 from worldswitch.plugin import PluginInfo, PluginMeta, discover, discovery_problems, hookimpl, parse_selection
 
-TIMER_HOOK = "@hookimpl\ndef kvm_timer_skip_active_write(timer, phys_active):\n    return not phys_active\n"
+TIMER_HOOK = "@hookimpl\ndef ws_timer_skip_active_write(timer, phys_active):\n    return not phys_active\n"
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -92,7 +92,7 @@ def test_invalid_metadata_is_a_load_failure(fake: FakeDist, source: str, reason:
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        ("@hookimpl\ndef vgic_v2_lrs_to_save(cpu):\n    return 0\n", "{'cpu'}"),
+        ("@hookimpl\ndef ws_vgic_lrs_to_save(cpu):\n    return 0\n", "{'cpu'}"),
         ("@hookimpl\ndef vgic_v9_lrs_to_save(vgic_cpu):\n    return 0\n", "unknown hook 'vgic_v9_lrs_to_save'"),
     ],
 )
@@ -102,7 +102,7 @@ def test_hooks_that_do_not_fit_the_specs(fake: FakeDist, body: str, detail: str)
     code, out, err = invoke("plugins", "--json")
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out)}
-    assert "misfit" not in rows and rows["fine-opt"]["hooks"] == ["kvm_timer_skip_active_write"]
+    assert "misfit" not in rows and rows["fine-opt"]["hooks"] == ["ws_timer_skip_active_write"]
     (line,) = warnings(err)
     assert "plugin entry point 'misfit' (wsfake_misfit) failed to load: it does not fit the hook specifications" in line
     assert detail in line
@@ -264,38 +264,38 @@ def test_cli_selection_errors(spec: str, message: str) -> None:
 # ---- results of the wrong type --------------------------------------------------------
 class StrMask:
     @hookimpl
-    def vgic_v2_lrs_to_save(self, vgic_cpu):
+    def ws_vgic_lrs_to_save(self, vgic_cpu):
         return "all"
 
 
 class BoolMask:
     @hookimpl
-    def vgic_v2_lrs_to_save(self, vgic_cpu):
+    def ws_vgic_lrs_to_save(self, vgic_cpu):
         return True
 
 
 class IntSkip:
     @hookimpl
-    def kvm_timer_skip_active_write(self, timer, phys_active):
+    def ws_timer_skip_active_write(self, timer, phys_active):
         return 1
 
 
 class TupleFind:
     @hookimpl
-    def kvm_find_sys_reg(self, params, table):
+    def ws_find_sys_reg(self, params, table):
         return (None, ())
 
 
 @pytest.mark.parametrize(
     ("obj", "guest", "message"),
     [
-        (StrMask(), "null_hvc-256", "plugin 'StrMask' returned 'all' from hook vgic_v2_lrs_to_save; "
+        (StrMask(), "null_hvc-256", "plugin 'StrMask' returned 'all' from hook ws_vgic_lrs_to_save; "
                                     "expected int | None"),
-        (BoolMask(), "null_hvc-256", "plugin 'BoolMask' returned True from hook vgic_v2_lrs_to_save; "
+        (BoolMask(), "null_hvc-256", "plugin 'BoolMask' returned True from hook ws_vgic_lrs_to_save; "
                                      "expected int | None"),
-        (IntSkip(), "null_hvc-256", "plugin 'IntSkip' returned 1 from hook kvm_timer_skip_active_write; "
+        (IntSkip(), "null_hvc-256", "plugin 'IntSkip' returned 1 from hook ws_timer_skip_active_write; "
                                     "expected bool | None"),
-        (TupleFind(), "sysreg-256", "plugin 'TupleFind' returned (None, ()) from hook kvm_find_sys_reg; "
+        (TupleFind(), "sysreg-256", "plugin 'TupleFind' returned (None, ()) from hook ws_find_sys_reg; "
                                     "expected FindResult | None"),
     ],
 )
@@ -313,11 +313,11 @@ class AllLrs:
     """Returns what vanilla does, as an int subclass: fine (only bool is refused)."""
 
     @hookimpl
-    def vgic_v2_lrs_to_save(self, vgic_cpu):
+    def ws_vgic_lrs_to_save(self, vgic_cpu):
         return Mask(vgic_cpu.all_lrs)
 
     @hookimpl
-    def kvm_timer_skip_active_write(self, timer, phys_active):
+    def ws_timer_skip_active_write(self, timer, phys_active):
         return None
 
 
@@ -333,11 +333,11 @@ def test_wrong_result_type_through_the_cli(monkeypatch: pytest.MonkeyPatch) -> N
     orig = api.run_guest
     monkeypatch.setattr(api, "run_guest", lambda *a, **k: orig(*a, extra_plugins=(StrMask(),), **k))
     code, _, err = invoke("run", "null_hvc-256")
-    assert code == 7 and "plugin 'StrMask' returned 'all' from hook vgic_v2_lrs_to_save" in err
+    assert code == 7 and "plugin 'StrMask' returned 'all' from hook ws_vgic_lrs_to_save" in err
     one_line_error(err)
 
 
 def test_an_entry_point_plugin_is_named_by_its_name(fake: FakeDist) -> None:
-    fake.add("stringy", plugin_source("stringy", "@hookimpl\ndef vgic_v2_lrs_to_save(vgic_cpu):\n    return '0'\n"))
-    with pytest.raises(PluginFailure, match="plugin 'stringy' returned '0' from hook vgic_v2_lrs_to_save"):
+    fake.add("stringy", plugin_source("stringy", "@hookimpl\ndef ws_vgic_lrs_to_save(vgic_cpu):\n    return '0'\n"))
+    with pytest.raises(PluginFailure, match="plugin 'stringy' returned '0' from hook ws_vgic_lrs_to_save"):
         run_guest("null_hvc-256", "A", patches="stringy")

@@ -80,12 +80,12 @@ def test_patch11_forced_without_10_reads_and_wipes() -> None:
 
 class Boom:
     @hookimpl
-    def vgic_v2_lrs_to_save(self, vgic_cpu):
+    def ws_vgic_lrs_to_save(self, vgic_cpu):
         raise ZeroDivisionError("deliberate")
 
 
 def test_plugin_failure_names_plugin_and_hook() -> None:
-    with pytest.raises(PluginFailure, match="raised in hook vgic_v2_lrs_to_save: ZeroDivisionError"):
+    with pytest.raises(PluginFailure, match="raised in hook ws_vgic_lrs_to_save: ZeroDivisionError"):
         run_guest("null_hvc-256", "A", extra_plugins=(Boom(),))
 
 
@@ -140,14 +140,76 @@ def _pm() -> pluggy.PluginManager:
 @pytest.mark.parametrize("x", [-5, 3, 42])
 def test_resolved_hooks_match_pluggy(x: int) -> None:
     pm = _pm()
-    assert resolve_hook(pm.hook.pick)(x) == pm.hook.pick(x=x)
-    assert resolve_hook(pm.hook.each)(x, 7) == pm.hook.each(x=x, y=7)
+    assert resolve_hook(pm.hook.pick, "first")(x) == pm.hook.pick(x=x)
+    calls = []
+    pm.register(type("Spy", (), {"each": _spy(calls)})())
+    assert resolve_hook(pm.hook.each, "each")(x, 7) is None  # events: every implementation runs
+    assert calls == [(x, 7)]
+
+
+def _spy(calls: list) -> object:
+    @pluggy.HookimplMarker("t")
+    def each(self, x, y):
+        calls.append((x, y))
+
+    return each
 
 
 def test_unimplemented_hooks_resolve_to_nothing() -> None:
     pm = pluggy.PluginManager("worldswitch")
     pm.add_hookspecs(hookspecs)
-    assert all(resolve_hook(getattr(pm.hook, n)) is None for n in hookspecs.PER_TRAP_HOOKS)
+    assert all(resolve_hook(getattr(pm.hook, n), rule) is None for n, rule in hookspecs.per_trap_hooks().items())
+    assert {"ws_guest_enter", "ws_guest_exit", "ws_sysreg_trap", "ws_mmio_trap"} <= set(hookspecs.per_trap_hooks())
+
+
+def _answering(hook: str, answer: object) -> object:
+    """A plugin object that answers ``hook`` with ``answer`` whatever it is asked."""
+    takes = {"ws_vgic_lrs_to_save": "vgic_cpu", "ws_vgic_v3_save_ap0rn": "vgic_cpu",
+             "ws_vgic_lrs_to_restore": "vgic_cpu, live_lrs"}.get(hook, "vgic_cpu, lrs")
+    ns: dict = {}
+    exec(f"def {hook}(self, {takes}):\n    return answer", {"answer": answer}, ns)
+    return type("Answer", (), {hook: hookimpl(ns[hook])})()
+
+
+@pytest.mark.parametrize(("hook", "answers", "combined"), [
+    ("ws_vgic_lrs_to_save", (0b1100, 0b0110, None), 0b0100),  # narrow: AND
+    ("ws_vgic_lrs_to_read", (0b1111, 0b0011), 0b0011),
+    ("ws_vgic_lrs_to_restore", (0b1111, 0b1010), 0b1010),
+    ("ws_vgic_lrs_to_wipe", (0b0001, None, 0b1000), 0b1001),  # widen: OR
+    ("ws_vgic_expect_mi", (False, True), True),  # any
+    ("ws_vgic_expect_mi", (False, None), False),
+    ("ws_vgic_v3_save_ap0rn", (True, False), False),  # all
+    ("ws_vgic_lrs_to_save", (None, None), None),  # nobody answers: vanilla
+])
+def test_answers_combine_the_same_in_every_order(hook: str, answers: tuple, combined: object) -> None:
+    import itertools
+
+    args = {"ws_vgic_lrs_to_save": (None,), "ws_vgic_lrs_to_restore": (None, 0),
+            "ws_vgic_v3_save_ap0rn": (None,)}.get(hook, (None, 0b1111))
+    rule = hookspecs.per_trap_hooks()[hook]
+    for order in itertools.permutations(answers):
+        pm = pluggy.PluginManager("worldswitch")
+        pm.add_hookspecs(hookspecs)
+        for a in order:
+            pm.register(_answering(hook, a))
+        assert resolve_hook(getattr(pm.hook, hook), rule)(*args) == combined, order
+
+
+def test_the_series_counts_the_same_in_any_registration_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Patches 7 and 11 both answer ws_vgic_lrs_to_restore (13 and 16 too): registered in
+    reverse, every counter is the same."""
+    from worldswitch import plugin
+
+    forward = {(g, p): run_guest(f"{g}-256", p, patches="series").counts
+               for g in ("null_hvc", "self_sgi") for p in ("A", "C-v3")}
+    original = plugin.make_manager
+
+    def reversed_manager(selected, plugins, force=False):
+        return original(list(reversed(selected)), plugins, force)
+
+    monkeypatch.setattr(plugin, "make_manager", reversed_manager)
+    for (g, p), counts in forward.items():
+        assert run_guest(f"{g}-256", p, patches="series").counts == counts
 
 
 def test_every_hookspec_has_a_docstring() -> None:
@@ -171,7 +233,7 @@ def test_autoload_switch_hides_third_party(tmp_path, monkeypatch) -> None:
     pkg.write_text(
         "from worldswitch.plugin import PluginMeta, hookimpl\n"
         "WORLDSWITCH_PLUGIN = PluginMeta(name='my-opt', title='Mine', subsystem='timer', kind='optimization')\n"
-        "@hookimpl\ndef kvm_timer_skip_active_write(timer, phys_active):\n    return not phys_active\n"
+        "@hookimpl\ndef ws_timer_skip_active_write(timer, phys_active):\n    return not phys_active\n"
     )
     dist = tmp_path / "thirdparty_ws-1.2.3.dist-info"
     dist.mkdir()

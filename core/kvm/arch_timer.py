@@ -3,7 +3,7 @@
 Before every entry, ``kvm_timer_flush_hwstate`` programs the host interrupt
 controller's active state for the virtual timer PPI (v4.5 does it unconditionally,
 through irq_set_irqchip_state). Patch 6 caches the inactive state via the
-``kvm_timer_skip_active_write`` hook.
+``ws_timer_skip_active_write`` hook.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ CNTV_CTL_ENABLE, CNTV_CTL_IMASK, CNTV_CTL_ISTATUS = 1, 2, 4
 class ArchTimerCpu:
     """struct arch_timer_cpu: the guest's virtual timer as KVM tracks it.
 
-    Plugins may add fields (patch 6 adds ``active_cleared_last``).
+    Plugins keep their own state (patch 6's cache lives in its plugin object).
     """
 
     def __init__(self) -> None:
@@ -46,8 +46,8 @@ def kvm_timer_update_irq(vcpu: Vcpu, level: bool) -> None:
     timer = vcpu.timer
     timer.irq_level = level
     vcpu.dist.inject_level(VTIMER_PPI, level)
-    if vcpu.hooks.kvm_timer_update_irq:
-        vcpu.hooks.kvm_timer_update_irq(timer, level)
+    if vcpu.hooks.ws_timer_update_irq:
+        vcpu.hooks.ws_timer_update_irq(timer, level)
 
 
 def kvm_timer_flush_hwstate(vcpu: Vcpu) -> None:
@@ -55,7 +55,7 @@ def kvm_timer_flush_hwstate(vcpu: Vcpu) -> None:
     if timer.cntv_ctl & CNTV_CTL_ENABLE or timer.irq_level:
         kvm_timer_update_state(vcpu)
     phys_active = timer.irq_level or vcpu.dist.irq_is_active(VTIMER_PPI)
-    skip = vcpu.hooks.kvm_timer_skip_active_write
+    skip = vcpu.hooks.ws_timer_skip_active_write
     if skip is not None and skip(timer, phys_active):
         return
     vcpu.host_irqchip.irq_set_irqchip_state(VTIMER_PPI, phys_active)

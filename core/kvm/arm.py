@@ -115,10 +115,11 @@ class Vcpu:
         self.dist = VgicDist(counters, self.vgic_cpu, platform.guest_gic)
         if platform.guest_gic == 2:
             self.dist_ranges: list[MmioRange] = vgic_dist_ranges()
-            hooks.call_setup("vgic_v2_dist_ranges", ranges=self.dist_ranges)
+            hooks.call_setup("ws_vgic_dist_ranges", ranges=self.dist_ranges, guest_gic=2)
             self.redist_ranges: list[MmioRange] = []
         else:
             self.dist_ranges = vgic_v3_dist_ranges()
+            hooks.call_setup("ws_vgic_dist_ranges", ranges=self.dist_ranges, guest_gic=3)
             self.redist_ranges = vgic_redist_ranges()
 
     # ---- the round trip ----------------------------------------------------------------
@@ -169,7 +170,7 @@ class Vcpu:
 
     def vcpu_put(self) -> None:
         """kvm_arch_vcpu_put: patch 6 drops its cache here."""
-        self.hooks.call_setup("kvm_timer_vcpu_put", timer=self.timer)
+        self.hooks.call_setup("ws_vcpu_put", vcpu=self)
         self.finish_counts()
 
     # ---- handle_exit and the handlers, by exception class --------------------------------
@@ -209,11 +210,11 @@ class Vcpu:
         return cache
 
     def find_reg(self, p: SysRegParams, table: SysRegTable) -> Any:
-        """find_reg through the kvm_find_sys_reg hook, memoised per (table, key)."""
+        """find_reg through the ws_find_sys_reg hook, memoised per (table, key)."""
         cache = self.search_cache(table)
         res = cache.get(p.key)
         if res is None:
-            hook = self.hooks.kvm_find_sys_reg
+            hook = self.hooks.ws_find_sys_reg
             res = cache[p.key] = (hook(p, table) if hook else None) or find_reg(p, table)
         c = self.c
         for ev, n in res.costs:

@@ -3,8 +3,8 @@
 ``emulate_cp15`` searches the target table (Cortex-A15: ``a15_regs``), then the generic
 ``cp15_regs``, with ``find_reg``: a linear walk comparing is_64, CRn, CRm, Op1, Op2 and
 moving to the next entry at the first mismatch. Patches 2-5 edit and check the tables
-through the ``kvm_coproc_tables`` / ``kvm_coproc_table_init`` setup hooks and swap the
-search through ``kvm_find_coproc_reg``.
+through the ``ws_coproc_tables`` / ``ws_coproc_table_init`` setup hooks and swap the
+search through ``ws_find_coproc_reg``.
 
 Provenance of the tables (nothing below is copied; the facts are re-typed):
 

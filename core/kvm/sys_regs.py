@@ -3,7 +3,7 @@
 ``emulate_sys_reg`` searches the target table (generic v8: ACTLR_EL1 only), then the
 121-entry ``sys_reg_descs``, by ``find_reg``: a linear walk comparing Op0, Op1, CRn,
 CRm, Op2 and moving to the next entry at the first mismatch. Patch 1 swaps the search
-through the ``kvm_find_sys_reg`` hook.
+through the ``ws_find_sys_reg`` hook.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def bsearch(key, entries, entry_key):
 
 
 @hookimpl
-def kvm_find_sys_reg(params, table):
+def ws_find_sys_reg(params, table):
     key = reg_to_match_value(*params.key)
     idx, calls = bsearch(key, table.entries, lambda r: reg_to_match_value(r.op0, r.op1, r.crn, r.crm, r.op2))
     return FindResult(None if idx is None else table.entries[idx], ((BSEARCH_CMP, calls),))

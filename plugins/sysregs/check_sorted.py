@@ -30,7 +30,7 @@ def check_reg_table(entries):
 
 
 @hookimpl
-def kvm_coproc_table_init(tables):
+def ws_coproc_table_init(tables):
     for table in tables.values():
         i = check_reg_table(table.entries)
         if i is not None:

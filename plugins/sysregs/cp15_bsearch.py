@@ -34,7 +34,7 @@ def reg_to_match_value(x):
 
 
 @hookimpl
-def kvm_coproc_table_init(tables):
+def ws_coproc_table_init(tables):
     # the C macro reads ->is_64bit from struct coproc_reg: a compile error on a v4.5 struct
     for table in tables.values():
         if table.entries and not hasattr(table.entries[0], "is_64bit"):
@@ -42,6 +42,6 @@ def kvm_coproc_table_init(tables):
 
 
 @hookimpl
-def kvm_find_coproc_reg(params, table):
+def ws_find_coproc_reg(params, table):
     idx, calls = bsearch(reg_to_match_value(params), table.entries, reg_to_match_value)
     return FindResult(None if idx is None else table.entries[idx], ((BSEARCH_CMP, calls),))

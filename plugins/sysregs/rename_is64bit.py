@@ -15,11 +15,12 @@ WORLDSWITCH_PLUGIN = PluginMeta(
     subsystem="cp15",
     kind="refactor",
     patch=4,
+    countable=False,
 )
 
 
 @hookimpl
-def kvm_coproc_tables(tables):
+def ws_coproc_tables(tables):
     renamed = coproc_reg_type("is_64bit")
     for table in tables.values():
         table.entries[:] = [renamed(r.name, r.CRn, r.CRm, r.Op1, r.Op2, is64(r), r.access) for r in table.entries]

@@ -18,7 +18,7 @@ WORLDSWITCH_PLUGIN = PluginMeta(
 
 
 @hookimpl
-def kvm_coproc_tables(tables):
+def ws_coproc_tables(tables):
     entries = tables["invariant_cp15"].entries
     moved = [r for r in entries if r.name in ("CLIDR", "AIDR")]
     rest = [r for r in entries if r.name not in ("CLIDR", "AIDR")]

@@ -6,35 +6,39 @@ an active state behind KVM's back): after writing "inactive", later entries that
 "inactive" again skip the call, until the timer line changes level or the vCPU is put.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from worldswitch.plugin import PluginMeta, hookimpl
 
-WORLDSWITCH_PLUGIN = PluginMeta(
-    name="timer-active-cache",
-    title="KVM: arm/arm64: timer: Add active state caching",
-    subsystem="timer",
-    kind="optimization",
-    patch=6,
-)
 
+class TimerActiveCache:
+    """One per run: the cache is the ``active_cleared_last`` field the patch adds to
+    struct arch_timer_cpu."""
 
-@hookimpl
-def ws_vcpu_init(vcpu):
-    vcpu.timer.active_cleared_last = False
+    WORLDSWITCH_PLUGIN = PluginMeta(
+        name="timer-active-cache",
+        title="KVM: arm/arm64: timer: Add active state caching",
+        subsystem="timer",
+        kind="optimization",
+        patch=6,
+    )
 
+    def __init__(self) -> None:
+        self.active_cleared_last = False
 
-@hookimpl
-def kvm_timer_skip_active_write(timer, phys_active):
-    if timer.active_cleared_last and not phys_active:
-        return True
-    timer.active_cleared_last = not phys_active
-    return False
+    @hookimpl
+    def ws_timer_skip_active_write(self, timer: Any, phys_active: bool) -> bool:
+        if self.active_cleared_last and not phys_active:
+            return True
+        self.active_cleared_last = not phys_active
+        return False
 
+    @hookimpl
+    def ws_timer_update_irq(self, timer: Any, level: bool) -> None:
+        self.active_cleared_last = False
 
-@hookimpl
-def kvm_timer_update_irq(timer, level):
-    timer.active_cleared_last = False
-
-
-@hookimpl
-def kvm_timer_vcpu_put(timer):
-    timer.active_cleared_last = False
+    @hookimpl
+    def ws_vcpu_put(self, vcpu: Any) -> None:
+        self.active_cleared_last = False

@@ -1,13 +1,14 @@
 """arch/arm64/kvm/hyp/vgic-v2-sr.c: GICH save on exit and restore on entry.
 
-The vanilla v4.5 sequence is written as steps, each a policy question a plugin may
-answer through a hook (patches 7-11). With no plugin the access sequence is exactly
-v4.5's: exit R VMCR, MISR, EISR0, ELRSR0, APR, W HCR, R LR0..n; entry W HCR, VMCR,
-APR, LR0..n. The patched orderings differ slightly from the kernel's; order is not
+The vanilla v4.5 sequence, written as the series' final code names its steps
+(``save_maint_int_state``, ``save_elrsr``, ``save_lrs``), each asking the plugins a
+yes/no or which-LRs question (patches 7-11). With no plugin the access sequence is
+exactly v4.5's: exit R VMCR, MISR, EISR0, ELRSR0, APR, W HCR, R LR0..n; entry W HCR,
+VMCR, APR, LR0..n. The patched orderings differ slightly from the kernel's; order is not
 priced, only the accesses are.
 
 ``build_vgic_v2_sr`` binds the resolved hooks once per run into the two functions the
-run loop calls, so that an unimplemented hook costs one local ``is None`` test.
+run loop calls, so that a question nobody answers costs one local ``is None`` test.
 """
 
 from __future__ import annotations
@@ -21,15 +22,23 @@ if TYPE_CHECKING:
     from ..vgic.vgic import VgicV2Cpu
 
 ALL_EMPTY = (1 << 64) - 1
+GICH_MISR_EOI = 1
 
 
-def save_maint_int_state(cpu: VgicV2Cpu, gich: GicH, lrs: int) -> None:
-    """Vanilla: read MISR and EISR unconditionally."""
-    cpu.vgic_misr = gich.read_misr()
-    eisr = gich.read_eisr(0)
-    if cpu.nr_lr > 32:
-        eisr |= gich.read_eisr(1) << 32
-    cpu.vgic_eisr = eisr
+def save_maint_int_state(cpu: VgicV2Cpu, gich: GicH, expect_mi: bool | None) -> None:
+    """MISR and EISR: v4.5 reads both (``expect_mi`` None); once the question is asked,
+    MISR only if a maintenance interrupt may be pending, EISR only if MISR says EOI."""
+    if expect_mi is None or expect_mi:
+        cpu.vgic_misr = gich.read_misr()
+        if expect_mi is None or cpu.vgic_misr & GICH_MISR_EOI:
+            eisr = gich.read_eisr(0)
+            if cpu.nr_lr > 32:
+                eisr |= gich.read_eisr(1) << 32
+            cpu.vgic_eisr = eisr
+            return
+    else:
+        cpu.vgic_misr = 0
+    cpu.vgic_eisr = 0
 
 
 def save_elrsr(cpu: VgicV2Cpu, gich: GicH) -> None:
@@ -39,47 +48,59 @@ def save_elrsr(cpu: VgicV2Cpu, gich: GicH) -> None:
     cpu.vgic_elrsr = elrsr
 
 
+def save_lrs(cpu: VgicV2Cpu, gich: GicH, lrs: int, read: int, wipe: int) -> None:
+    """Read back the LRs in ``read``; of the other saved ones only the state is cleared
+    in memory (they are known empty); zero the LRs in ``wipe``."""
+    gich.read_lrs(read, cpu.vgic_lr)
+    if read != lrs:
+        cpu.clear_state(lrs & ~read)
+    if wipe:
+        gich.zero_lrs(wipe)
+
+
 def build_vgic_v2_sr(hooks: Hooks) -> tuple[Callable[[VgicV2Cpu, GicH], None], Callable[[VgicV2Cpu, GicH], None]]:
     """Return (__vgic_v2_save_state, __vgic_v2_restore_state) with the hooks bound."""
-    lrs_to_save = hooks.vgic_v2_lrs_to_save
-    maint = hooks.vgic_v2_save_maint_int_state
-    elrsr_step = hooks.vgic_v2_save_elrsr
-    lrs_to_read = hooks.vgic_v2_lrs_to_read
-    lrs_to_wipe = hooks.vgic_v2_lrs_to_wipe
-    lrs_to_restore = hooks.vgic_v2_lrs_to_restore
+    lrs_to_save = hooks.ws_vgic_lrs_to_save
+    expect_mi = hooks.ws_vgic_expect_mi
+    lrs_to_read = hooks.ws_vgic_lrs_to_read
+    lrs_to_wipe = hooks.ws_vgic_lrs_to_wipe
+    lrs_to_restore = hooks.ws_vgic_lrs_to_restore
 
     def vgic_v2_save_state(cpu: VgicV2Cpu, gich: GicH) -> None:
         cpu.vgic_vmcr = gich.read_vmcr()
-        lrs = cpu.all_lrs if lrs_to_save is None else lrs_to_save(cpu)
+        lrs = cpu.all_lrs
+        if lrs_to_save is not None:
+            answer = lrs_to_save(cpu)
+            if answer is not None:
+                lrs &= answer
         if not lrs:
             # nothing in flight: the hardware state is known without reading it
             cpu.vgic_misr = cpu.vgic_eisr = cpu.vgic_apr = 0
             cpu.vgic_elrsr = ALL_EMPTY
             return
-        if maint is None or not maint(cpu, gich, lrs):
-            save_maint_int_state(cpu, gich, lrs)
-        if elrsr_step is None or not elrsr_step(cpu, gich):
-            save_elrsr(cpu, gich)
+        save_maint_int_state(cpu, gich, None if expect_mi is None else expect_mi(cpu, lrs))
+        save_elrsr(cpu, gich)
         cpu.vgic_apr = gich.read_apr()
         gich.write_hcr(0)
-        # save_lrs: read back what must be read, forget the state of the rest
-        read = lrs if lrs_to_read is None else lrs_to_read(cpu, lrs)
-        gich.read_lrs(read, cpu.vgic_lr)
-        if read != lrs:
-            cpu.clear_state(lrs & ~read)
-        if lrs_to_wipe is not None:
-            gich.zero_lrs(lrs_to_wipe(cpu, lrs))
-        cpu.live_lrs = 0
+        read = lrs
+        if lrs_to_read is not None:
+            answer = lrs_to_read(cpu, lrs)
+            if answer is not None:
+                read &= answer
+        save_lrs(cpu, gich, lrs, read, 0 if lrs_to_wipe is None else lrs & (lrs_to_wipe(cpu, lrs) or 0))
 
     def vgic_v2_restore_state(cpu: VgicV2Cpu, gich: GicH) -> None:
-        vgic_lr = cpu.vgic_lr
-        live = cpu.live_lrs = cpu.live_mask()
-        lrs = cpu.all_lrs if lrs_to_restore is None else lrs_to_restore(cpu, live)
+        live = cpu.live_mask()
+        lrs = cpu.all_lrs
+        if lrs_to_restore is not None:
+            answer = lrs_to_restore(cpu, live)
+            if answer is not None:
+                lrs &= answer
         if lrs:
             gich.write_hcr(cpu.vgic_hcr)
         gich.write_vmcr(cpu.vgic_vmcr)
         if lrs:
             gich.write_apr(cpu.vgic_apr)
-            gich.write_lrs(lrs, vgic_lr, live)
+            gich.write_lrs(lrs, cpu.vgic_lr, live)
 
     return vgic_v2_save_state, vgic_v2_restore_state

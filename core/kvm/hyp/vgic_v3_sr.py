@@ -3,7 +3,8 @@
 Vanilla v4.5 sequence (4 LRs, 5 priority bits): exit R VMCR, MISR, EISR, ELRSR,
 W HCR, R VTR, R LR3..LR0, R AP0Rn, R AP1Rn, then R/W ICC_SRE_EL2 and W ICC_SRE_EL1;
 entry W ICC_SRE_EL1, W HCR, W VMCR, R VTR, W AP1Rn, W AP0Rn, W LR3..LR0, and for a
-GICv2 guest R/W ICC_SRE_EL2. Patches 13-17 answer the policy questions through hooks.
+GICv2 guest R/W ICC_SRE_EL2. Patches 13-17 answer the same questions as 7-11 (the
+hooks are shared with vgic-v2-sr.c) and whether the AP0Rn group is needed.
 """
 
 from __future__ import annotations
@@ -18,51 +19,66 @@ if TYPE_CHECKING:
     from ...hw.gic_v3 import IchInterface
     from ..vgic.vgic import VgicV3Cpu
 
-
-
 # How many ICH_AP0Rn/AP1Rn registers the priority bits need (the kernel's switch on
 # ICH_VTR_EL2.PRIbits): 7 bits -> 4, 6 bits -> 2, 5 bits -> 1; indexed by PRIbits.
 NR_APR_REGS = (1, 1, 1, 1, 1, 2, 4, 4)
+ICH_MISR_EOI = 1
 
 
-def save_maint_int_state(cpu: VgicV3Cpu, ich: IchInterface, lrs: int) -> None:
-    """Vanilla: read MISR and EISR unconditionally."""
-    cpu.vgic_misr = ich.read_misr()
-    cpu.vgic_eisr = ich.read_eisr()
+def save_maint_int_state(cpu: VgicV3Cpu, ich: IchInterface, expect_mi: bool | None) -> None:
+    """As vgic-v2-sr.c's: v4.5 reads MISR and EISR; once asked, only when needed."""
+    if expect_mi is None or expect_mi:
+        cpu.vgic_misr = ich.read_misr()
+        cpu.vgic_eisr = ich.read_eisr() if expect_mi is None or cpu.vgic_misr & ICH_MISR_EOI else 0
+    else:
+        cpu.vgic_misr = cpu.vgic_eisr = 0
+
+
+def save_lrs(cpu: VgicV3Cpu, ich: IchInterface, lrs: int, read: int, wipe: int) -> None:
+    ich.read_lrs(read, cpu.vgic_lr)
+    if read != lrs:
+        cpu.clear_state(lrs & ~read)
+    if wipe:
+        ich.zero_lrs(wipe)
 
 
 def build_vgic_v3_sr(
     hooks: Hooks,
 ) -> tuple[Callable[[VgicV3Cpu, IchInterface], None], Callable[[VgicV3Cpu, IchInterface], None]]:
     """Return (__vgic_v3_save_state, __vgic_v3_restore_state) with the hooks bound."""
-    lrs_to_save = hooks.vgic_v3_lrs_to_save
-    maint = hooks.vgic_v3_save_maint_int_state
-    lrs_to_read = hooks.vgic_v3_lrs_to_read
-    lrs_to_wipe = hooks.vgic_v3_lrs_to_wipe
-    lrs_to_restore = hooks.vgic_v3_lrs_to_restore
-    ap0rn = hooks.vgic_v3_save_ap0rn
+    lrs_to_save = hooks.ws_vgic_lrs_to_save
+    expect_mi = hooks.ws_vgic_expect_mi
+    lrs_to_read = hooks.ws_vgic_lrs_to_read
+    lrs_to_wipe = hooks.ws_vgic_lrs_to_wipe
+    lrs_to_restore = hooks.ws_vgic_lrs_to_restore
+    save_ap0rn = hooks.ws_vgic_v3_save_ap0rn
+
+    def ap0rn_in_use(cpu: VgicV3Cpu) -> bool:
+        return save_ap0rn is None or save_ap0rn(cpu) is not False
 
     def vgic_v3_save_state(cpu: VgicV3Cpu, ich: IchInterface) -> None:
         cpu.vgic_vmcr = ich.read_vmcr()
-        lrs = cpu.all_lrs if lrs_to_save is None else lrs_to_save(cpu)
+        lrs = cpu.all_lrs
+        if lrs_to_save is not None:
+            answer = lrs_to_save(cpu)
+            if answer is not None:
+                lrs &= answer
         if lrs:
-            if maint is None or not maint(cpu, ich, lrs):
-                save_maint_int_state(cpu, ich, lrs)
+            save_maint_int_state(cpu, ich, None if expect_mi is None else expect_mi(cpu, lrs))
             cpu.vgic_elrsr = ich.read_elrsr()
             ich.write_hcr(0)
             vtr = ich.read_vtr()
             lrs &= (2 << (vtr & 0xF)) - 1  # max_lr_idx bounds the kernel's switch
-            read = lrs if lrs_to_read is None else lrs_to_read(cpu, lrs)
-            ich.read_lrs(read, cpu.vgic_lr)
-            if read != lrs:
-                cpu.clear_state(lrs & ~read)
-            if lrs_to_wipe is not None:
-                ich.zero_lrs(lrs_to_wipe(cpu, lrs))
+            read = lrs
+            if lrs_to_read is not None:
+                answer = lrs_to_read(cpu, lrs)
+                if answer is not None:
+                    read &= answer
+            save_lrs(cpu, ich, lrs, read, 0 if lrs_to_wipe is None else lrs & (lrs_to_wipe(cpu, lrs) or 0))
             n = NR_APR_REGS[(vtr >> 29) & 7]
-            if ap0rn is None or ap0rn(cpu):
+            if ap0rn_in_use(cpu):
                 ich.read_ap0rs(n, cpu.vgic_ap0r)
             ich.read_ap1rs(n, cpu.vgic_ap1r)
-            cpu.live_lrs = 0
         else:
             cpu.vgic_misr = cpu.vgic_eisr = 0
             cpu.vgic_elrsr = 0xFFFF
@@ -73,9 +89,12 @@ def build_vgic_v3_sr(
 
     def vgic_v3_restore_state(cpu: VgicV3Cpu, ich: IchInterface) -> None:
         ich.write_sre_el1(cpu.vgic_sre)
-        vgic_lr = cpu.vgic_lr
-        live = cpu.live_lrs = cpu.live_mask()
-        lrs = cpu.all_lrs if lrs_to_restore is None else lrs_to_restore(cpu, live)
+        live = cpu.live_mask()
+        lrs = cpu.all_lrs
+        if lrs_to_restore is not None:
+            answer = lrs_to_restore(cpu, live)
+            if answer is not None:
+                lrs &= answer
         if lrs:
             ich.write_hcr(cpu.vgic_hcr)
         ich.write_vmcr(cpu.vgic_vmcr)
@@ -83,9 +102,9 @@ def build_vgic_v3_sr(
         if lrs:
             n = NR_APR_REGS[(vtr >> 29) & 7]
             ich.write_ap1rs(n, cpu.vgic_ap1r)
-            if ap0rn is None or ap0rn(cpu):
+            if ap0rn_in_use(cpu):
                 ich.write_ap0rs(n, cpu.vgic_ap0r)
-            ich.write_lrs(lrs & ((2 << (vtr & 0xF)) - 1), vgic_lr, live)
+            ich.write_lrs(lrs & ((2 << (vtr & 0xF)) - 1), cpu.vgic_lr, live)
         if not cpu.vgic_sre:
             # a GICv2 guest must not reach the system-register interface
             ich.write_sre_el2(ich.read_sre_el2() & ~ICC_SRE_ENABLE)

@@ -8,6 +8,7 @@ moves the in-memory LRs to and from the hardware.
 from __future__ import annotations
 
 from ...events import VGIC_DISPATCH_SGI, VGIC_LR_SYNC, VGIC_QUEUE_IRQ
+from ...hw.vcpu_if import V2_LR, V3_LR, LrCodec
 
 VGIC_NR_PRIVATE_IRQS = 32
 VGIC_NR_SGIS = 16
@@ -21,6 +22,11 @@ class VgicCpuIf:
     """What the v2 and v3 shadows share: the in-memory LRs and their live set."""
 
     nr_lr: int
+    all_lrs: int
+    hyp_gic: int
+    lr: LrCodec
+    vgic_hcr: int
+    vgic_elrsr: int
     vgic_lr: list[int]
     state_shift: int
 
@@ -56,8 +62,9 @@ class VgicV2Cpu(VgicCpuIf):
         self.vgic_elrsr = (1 << 64) - 1
         self.vgic_apr = 0
         self.vgic_lr = [0] * nr_lr
-        self.live_lrs = 0  # the field patch 7 adds; only plugins give it meaning
 
+    hyp_gic = 2  # saved and restored by vgic-v2-sr.c through GICH
+    lr = V2_LR  # the list-register layout, shared with the hardware model and the plugins
     # LR layout helpers for the generic code
     state_shift = 28
     eoi_bit = 1 << 19
@@ -85,8 +92,9 @@ class VgicV3Cpu(VgicCpuIf):
         self.vgic_ap0r = [0] * 4
         self.vgic_ap1r = [0] * 4
         self.vgic_lr = [0] * nr_lr
-        self.live_lrs = 0
 
+    hyp_gic = 3  # saved and restored by vgic-v3-sr.c through ICH_*_EL2
+    lr = V3_LR
     state_shift = 62
     eoi_bit = 1 << 41
 

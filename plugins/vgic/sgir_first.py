@@ -17,7 +17,9 @@ WORLDSWITCH_PLUGIN = PluginMeta(
 
 
 @hookimpl
-def vgic_v2_dist_ranges(ranges):
+def ws_vgic_dist_ranges(ranges, guest_gic):
+    if guest_gic != 2:  # a GICv3 guest raises SGIs through ICC_SGI1R_EL1, not the distributor
+        return
     for i, r in enumerate(ranges):
         if r.name == "SOFTINT":
             ranges.insert(0, ranges.pop(i))

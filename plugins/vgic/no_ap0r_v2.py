@@ -1,8 +1,13 @@
 """Patch 17: arm64: KVM: vgic-v3: Do not save ICH_AP0Rn_EL2 for GICv2 emulation.
 
-A GICv2 guest on a GICv3 host (``vgic_sre == 0``) keeps all its active priorities in
-ICH_AP1Rn, so the AP0Rn group is neither saved nor restored. [inferred: patches.md]
+A GICv2 guest on a GICv3 host (``vgic_sre == 0``, the memory-mapped interface) keeps all
+its active priorities in ICH_AP1Rn, so the AP0Rn group is neither saved nor restored.
+[inferred: patches.md]
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 from worldswitch.plugin import PluginMeta, hookimpl
 
@@ -19,5 +24,5 @@ WORLDSWITCH_PLUGIN = PluginMeta(
 
 
 @hookimpl
-def vgic_v3_save_ap0rn(vgic_cpu):
+def ws_vgic_v3_save_ap0rn(vgic_cpu: Any) -> bool | None:
     return bool(vgic_cpu.vgic_sre)
