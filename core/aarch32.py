@@ -102,24 +102,7 @@ class Vcpu32(Vcpu):
                 why = "binary search over the unsorted invariant_cp15 table" if not _sorted(table) else "no such entry"
                 raise VmmInitError(f"KVM_GET_ONE_REG({name}) failed: ENOENT ({why})")
 
-    # ---- the cp15 exits ----------------------------------------------------------------
-    def handle_cp15_32(self, esr: int, vals: list[int]) -> int:
-        """kvm_handle_cp15_32: decode the HSR like decode_32bit_hsr, then emulate_cp15.
-        ``vals`` is [Rt1, Rt2] as read from the guest; a read's result is written back."""
-        p = CoprocParams(
-            (esr >> 10) & 0xF, (esr >> 1) & 0xF, (esr >> 14) & 0x7, (esr >> 17) & 0x7, False,
-            not esr & 1, (esr >> 5) & 0xF, 0, vals[0],
-        )
-        return self.emulate_cp15(p, vals)
-
-    def handle_cp15_64(self, esr: int, vals: list[int]) -> int:
-        """kvm_handle_cp15_64: the HSR's CRm field is the primary register number, kept in CRn."""
-        p = CoprocParams(
-            (esr >> 1) & 0xF, 0, (esr >> 16) & 0xF, 0, True, not esr & 1, (esr >> 5) & 0xF,
-            (esr >> 10) & 0xF, vals[0], vals[1],
-        )
-        return self.emulate_cp15(p, vals)
-
+    # ---- the cp15 exits (kvm_handle_cp15_32/64 in handle_exit.py decode, then call this) ----
     def emulate_cp15(self, p: CoprocParams, vals: list[int]) -> int:
         self.c[_SYSREG_TRAP] += 1
         if self.hooks.ws_sysreg_trap:
@@ -280,8 +263,7 @@ class Machine32:
                 vals = [0, 0]
             else:
                 vals = [regs.read(RREG[site.rt]), regs.read(RREG[site.rt2]) if site.is64 else 0]
-            handler = vcpu.handle_cp15_64 if site.is64 else vcpu.handle_cp15_32
-            resume = vcpu.world_switch(site.esr, handler, site.esr, vals)
+            resume = vcpu.world_switch(site.esr, vals)
             if site.is_read:
                 regs.write(RREG[site.rt], vals[0] & 0xFFFFFFFF)
                 if site.is64:
@@ -304,7 +286,7 @@ class Machine32:
             esr = self.hvc_esr
             if self.hvc_esr_varies:
                 esr = (Exit.HVC32 << 26) | ESR_IL | self.hvc_imms.get(regs.read(a32.UC_ARM_REG_PC), 0)
-            resume = self.vcpu.world_switch(esr, self.vcpu.handle_hvc, args)
+            resume = self.vcpu.world_switch(esr, args)
             if args[0] != r0:
                 regs.write(a32.UC_ARM_REG_R0, args[0] & 0xFFFFFFFF)  # PSCI errors are -1 etc. in 32 bits
             if not resume:

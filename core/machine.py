@@ -363,7 +363,7 @@ class Machine:
             if self.hvc_esr_varies:
                 pc = regs.read(a64.UC_ARM64_REG_PC)
                 esr = (Exit.HVC64 << 26) | ESR_IL | self.scan.hvc_imms.get(pc, 0)
-            resume = self.vcpu.world_switch(esr, self.vcpu.handle_hvc, args)
+            resume = self.vcpu.world_switch(esr, args)
             if args[0] != x0:
                 regs.write(a64.UC_ARM64_REG_X0, args[0])
             if not resume:
@@ -403,7 +403,7 @@ class Machine:
 
     def _trap_sysreg(self, site: SysregSite, value: int = 0) -> int:
         p = SysRegParams(*site.key, not site.is_read, value)
-        resume = self.vcpu.world_switch(self.sysreg_esr[site.addr], self.vcpu.handle_sys64, p)
+        resume = self.vcpu.world_switch(self.sysreg_esr[site.addr], p)
         if not resume:
             self.finished = True
             uclib.uc_emu_stop(self.uc._uch)
@@ -418,7 +418,7 @@ class Machine:
     def _on_wfi(self, uch: Any, addr: int, size: int, ud: Any) -> None:
         try:
             esr = (Exit.WFX << 26) | ESR_IL
-            resume = self.vcpu.world_switch(esr, self.vcpu.handle_wfx)
+            resume = self.vcpu.world_switch(esr)
             self.regs.write(a64.UC_ARM64_REG_PC, addr + 4)
             if not resume:
                 self.finished = True
@@ -450,7 +450,7 @@ class Machine:
                     raise GuestFault(f"MMIO read at 0x{base + offset:x} by a load pair: no valid syndrome to emulate")
                 full = 8 if (esr >> 22) & 3 == 3 else size
                 out = [0]
-                if not vcpu.world_switch(esr, vcpu.handle_dabt, base + offset, False, full, 0, out):
+                if not vcpu.world_switch(esr, base + offset, False, full, 0, out):
                     self.finished = True
                     uclib.uc_emu_stop(self.uc._uch)
                 if full == 8:
@@ -480,7 +480,7 @@ class Machine:
                     if (esr >> 22) & 3 == 3 and size == 4:
                         self._split = (offset + 4, value)  # wait for the high half
                         return
-                if not vcpu.world_switch(esr, vcpu.handle_dabt, base + offset, True, size, value, [0]):
+                if not vcpu.world_switch(esr, base + offset, True, size, value, [0]):
                     self.finished = True
                     uclib.uc_emu_stop(self.uc._uch)
             except BaseException as e:  # noqa: BLE001

@@ -9,26 +9,21 @@ host's sync and ``handle_exit``, then the flush and the entry half. Read
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BudgetExceeded, GuestFault
+from ..errors import BudgetExceeded
 from ..events import (
     EL1_SYSREG_RESTORE,
     EL1_SYSREG_SAVE,
-    MMIO_ABORT,
-    MMIO_RANGE_TEST,
-    PSCI_CALL,
-    SYSREG_TRAP,
     TIMER_SYSREG,
-    WFX,
     WORLD_SWITCH,
 )
 from ..hooks import Hooks
 from ..host import GicV2Irqchip, GicV3Irqchip
 from ..hw.gic_v2 import GicDistributor, GicH, GicV
 from ..hw.gic_v3 import GicRedistributor, IchInterface, IcvInterface
-from . import arch_timer, psci
+from . import arch_timer
+from .handle_exit import handle_exit
 from .hyp.vgic_v2_sr import build_vgic_v2_sr
 from .hyp.vgic_v3_sr import build_vgic_v3_sr
 from .sys_regs import (
@@ -38,9 +33,8 @@ from .sys_regs import (
     find_reg,
     generic_v8_target_table,
     load_sys_reg_descs,
-    sysreg_name,
 )
-from .vgic.mmio import MmioRange, vgic_find_range
+from .vgic.mmio import MmioRange
 from .vgic.vgic import VgicDist, VgicV2Cpu, VgicV3Cpu
 from .vgic.vgic_v2_emul import vgic_dist_ranges
 from .vgic.vgic_v3_emul import vgic_redist_ranges, vgic_v3_dist_ranges
@@ -123,8 +117,9 @@ class Vcpu:
             self.redist_ranges = vgic_redist_ranges()
 
     # ---- the round trip ----------------------------------------------------------------
-    def world_switch(self, esr: int, handler: Callable[..., int], *args: Any) -> bool:
-        """One exit, its handling, and the re-entry. False when the exit goes to userspace.
+    def world_switch(self, esr: int, *operands: Any) -> bool:
+        """One exit, ``handle_exit`` on its syndrome and operands, and the re-entry.
+        False when the exit goes to userspace.
 
         The fixed-size context moves of each half (EL1 registers, timer registers) are
         charged per exit and per entry by :meth:`finish_counts`."""
@@ -142,7 +137,7 @@ class Vcpu:
         self.dist.sync_hwstate()
         if self.on_guest_exit is not None:
             self.on_guest_exit(self, esr)
-        if handler(*args) <= 0:
+        if handle_exit(self, esr, operands) <= 0:
             return False
         # the next iteration of the run loop: flush, then __guest_run's entry half
         self.timer_flush(self)
@@ -173,36 +168,7 @@ class Vcpu:
         self.hooks.call_setup("ws_vcpu_put", vcpu=self)
         self.finish_counts()
 
-    # ---- handle_exit and the handlers, by exception class --------------------------------
-    def handle_hvc(self, regs: list[int]) -> int:
-        """handle_hvc -> kvm_psci_call. ``regs`` is [x0, x1]; x0 is updated in place."""
-        self.c[PSCI_CALL] += 1
-        if self.hooks.ws_hvc:
-            self.hooks.ws_hvc(self, regs[0])
-        ret, x0, event = psci.kvm_psci_0_2_call(regs[0], regs[1])
-        if x0 is not None:
-            regs[0] = x0
-        if not ret:
-            self.system_event = event
-        return ret
-
-    def handle_sys64(self, p: SysRegParams) -> int:
-        """kvm_handle_sys_reg -> emulate_sys_reg."""
-        self.c[SYSREG_TRAP] += 1
-        if self.hooks.ws_sysreg_trap:
-            self.hooks.ws_sysreg_trap(self, p)
-        r = self.find_reg(p, self.target_table)
-        if r is None:
-            r = self.find_reg(p, self.sys_reg_descs)
-        if r is None:
-            raise GuestFault(
-                f"unsupported guest sys_reg access: {'write' if p.is_write else 'read'} of "
-                f"{sysreg_name(*p.key)} (not in {self.target_table.name} nor sys_reg_descs; "
-                "KVM would inject UNDEF)"
-            )
-        r.access(self, p, r)
-        return 1
-
+    # ---- what the exit handlers (handle_exit.py) use ----------------------------------
     def search_cache(self, table: Any) -> dict[Any, FindResult]:
         cache = self._search_cache.get(id(table))
         if cache is None:
@@ -220,52 +186,6 @@ class Vcpu:
         for ev, n in res.costs:
             c[ev] += n
         return res.entry
-
-    def handle_dabt(self, addr: int, is_write: bool, size: int, value: int, out: list[int]) -> int:
-        """kvm_handle_guest_abort -> io_mem_abort -> kvm_io_bus -> vgic_handle_mmio_access.
-
-        The value read is returned in ``out[0]``."""
-        self.c[MMIO_ABORT] += 1
-        if self.hooks.ws_mmio_trap:
-            self.hooks.ws_mmio_trap(self, addr, is_write, size, value)
-        if GICD_BASE <= addr < GICD_BASE + GICD_SIZE:
-            ranges, offset, what = self.dist_ranges, addr - GICD_BASE, "distributor"
-        elif self.redist_ranges and self.redist_base <= addr < self.redist_base + 0x20000:
-            ranges, offset, what = self.redist_ranges, addr - self.redist_base, "redistributor"
-        else:
-            raise GuestFault(f"guest {'write' if is_write else 'read'} at 0x{addr:x} hits no emulated device")
-        cache = self.search_cache(ranges)
-        hit = cache.get(offset << 4 | size)
-        if hit is None:
-            rng, tested = vgic_find_range(ranges, offset, size)
-            hit = cache[offset << 4 | size] = FindResult(rng, ((MMIO_RANGE_TEST, tested),))
-        self.c[MMIO_RANGE_TEST] += hit.costs[0][1]
-        rng = hit.entry
-        if rng is None:
-            raise GuestFault(
-                f"unhandled MMIO {'write' if is_write else 'read'} of size {size} at vgic {what} "
-                f"offset 0x{offset:x} (0x{addr:x}): no register there"
-            )
-        out[0] = rng.handle(self.dist, offset - rng.base, is_write, value, size) & ((1 << (8 * size)) - 1)
-        return 1
-
-    def handle_wfx(self) -> int:
-        """kvm_handle_wfx -> kvm_vcpu_block: returns once the vCPU has something to take."""
-        self.c[WFX] += 1
-        if self.hooks.ws_wfi:
-            self.hooks.ws_wfi(self)
-        if self.dist.has_pending():
-            return 1
-        timer = self.timer
-        ctl = timer.cntv_ctl
-        if ctl & arch_timer.CNTV_CTL_ENABLE and not ctl & arch_timer.CNTV_CTL_IMASK:
-            # idle until the deadline: simulated time jumps, no host time is involved
-            self.counter = max(self.counter, timer.cntv_cval)
-            arch_timer.kvm_timer_update_state(self)
-            return 1
-        raise GuestFault(
-            "guest waits in WFI with no interrupt pending and no timer armed: it would block forever"
-        )
 
     def exits_by_reason(self) -> dict[int, int]:
         return {ec: n for ec, n in enumerate(self.exits) if n}
