@@ -27,6 +27,8 @@ def test_an_unknown_exception_class_is_a_guest_fault() -> None:
 
 def test_handle_exit_dispatches_on_the_syndrome(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = []
-    monkeypatch.setitem(he.arm_exit_handlers, Exit.HVC64, lambda vcpu, esr, *ops: seen.append((esr, ops)) or 7)
+    table = list(he.arm_exit_handlers)
+    table[Exit.HVC64] = lambda vcpu, esr, *ops: seen.append((esr, ops)) or 7
+    monkeypatch.setattr(he, "arm_exit_handlers", table)
     assert he.handle_exit("vcpu", Exit.HVC64 << 26, ([1, 2],)) == 7
     assert seen == [(Exit.HVC64 << 26, ([1, 2],))]
