@@ -620,6 +620,18 @@ def plugins(as_json: bool) -> None:
 
 
 @main.command()
+@_verbosity
+@handle_errors
+def hooks() -> None:
+    """Print the hook reference for plugin authors (Markdown, as docs/hooks.md): every
+    hook with its signature, when it fires, what its answer means, how several answers
+    combine, an example, and the built-in plugins that implement it."""
+    from .hookdoc import render
+
+    click.echo(render(), nl=False)
+
+
+@main.command()
 @click.option("--measurements", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Measurement file (default: the study's vanilla figures, data/reference.toml).")
 @click.option("--short", is_flag=True, help="Extrapolate counts from two short runs per cell (same counts, faster).")

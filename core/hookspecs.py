@@ -59,7 +59,14 @@ def per_trap(combine: Combine) -> Callable[[Callable[..., Any]], Callable[..., A
 def ws_vcpu_init(vcpu: Vcpu) -> None:
     """The vCPU and its hardware exist; called once before the first entry
     (``kvm_arch_vcpu_init`` and the first ``vcpu_load``). Every implementation is
-    called, in pluggy's order (last registered first)."""
+    called, in pluggy's order (last registered first).
+
+    Example::
+
+        @hookimpl
+        def ws_vcpu_init(self, vcpu):
+            self.nr_lr = vcpu.platform.nr_lr  # size the plugin's own state to the host
+    """
 
 
 @hookspec
@@ -68,7 +75,16 @@ def ws_vgic_dist_ranges(ranges: list[MmioRange], guest_gic: int) -> None:
     (``vgic_dist_ranges[]`` of ``vgic-v2-emul.c`` when ``guest_gic`` is 2,
     ``vgic_v3_dist_ranges[]`` when it is 3). The list is searched linearly in its order;
     ranges do not overlap, so reordering changes only the cost of a lookup. Patch 12
-    moves GICD_SGIR (``SOFTINT``) to the front."""
+    moves GICD_SGIR (``SOFTINT``) to the front.
+
+    Example::
+
+        @hookimpl
+        def ws_vgic_dist_ranges(ranges, guest_gic):
+            if guest_gic == 2:  # put the range the guest hits most first
+                i = next(i for i, r in enumerate(ranges) if r.name == "SOFTINT")
+                ranges.insert(0, ranges.pop(i))
+    """
 
 
 @hookspec
@@ -77,7 +93,14 @@ def ws_coproc_tables(tables: dict[str, CoprocTable]) -> None:
 
     ``tables`` maps ``"cp15_regs"``, ``"invariant_cp15"`` and the target table
     (``"a15_regs"``) to tables whose ``entries`` list may be edited. Patch 2 sorts
-    ``invariant_cp15``; patch 4 rebuilds the entries with the member renamed ``is_64bit``."""
+    ``invariant_cp15``; patch 4 rebuilds the entries with the member renamed ``is_64bit``.
+
+    Example::
+
+        @hookimpl
+        def ws_coproc_tables(tables):
+            tables["invariant_cp15"].entries.sort(key=lambda r: (r.CRn, r.CRm, r.Op1, r.Op2))
+    """
 
 
 @hookspec
@@ -85,12 +108,27 @@ def ws_coproc_table_init(tables: dict[str, CoprocTable]) -> None:
     """Check the 32-bit host's cp15 tables at init, after every ``ws_coproc_tables`` edit
     and v4.5's own check of ``cp15_regs``; raise
     :class:`~worldswitch.errors.PluginError` to refuse them (the kernel BUG()s).
-    Patch 3 enforces that every table is sorted."""
+    Patch 3 enforces that every table is sorted.
+
+    Example::
+
+        @hookimpl
+        def ws_coproc_table_init(tables):
+            if not tables["cp15_regs"].entries:
+                raise PluginError("BUG: empty cp15_regs")
+    """
 
 
 @hookspec
 def ws_vcpu_put(vcpu: Vcpu) -> None:
-    """``kvm_arch_vcpu_put``: the run ends. Drop any per-load cache here (patch 6 does)."""
+    """``kvm_arch_vcpu_put``: the run ends. Drop any per-load cache here (patch 6 does).
+
+    Example::
+
+        @hookimpl
+        def ws_vcpu_put(self, vcpu):
+            self.cached = None
+    """
 
 
 # ---- questions: system-register emulation ---------------------------------------------
@@ -104,7 +142,15 @@ def ws_find_sys_reg(params: SysRegParams, table: SysRegTable) -> FindResult | No
     comparisons made as (event, count) pairs), or None for v4.5's linear search. The first
     non-None answer wins (pluggy's order: last registered first). Must be a pure function
     of (``params.key``, ``table``): it is memoised per run. Patch 1 answers with a binary
-    search."""
+    search.
+
+    Example::
+
+        @hookimpl
+        def ws_find_sys_reg(params, table):
+            i, calls = my_bsearch(params.key, table.entries)
+            return FindResult(table.entries[i] if i is not None else None, ((Ev.BSEARCH_CMP, calls),))
+    """
 
 
 @per_trap("first")
@@ -112,7 +158,14 @@ def ws_find_sys_reg(params: SysRegParams, table: SysRegTable) -> FindResult | No
 def ws_find_coproc_reg(params: CoprocParams, table: CoprocTable) -> FindResult | None:
     """As :func:`ws_find_sys_reg`, for the 32-bit host's cp15 tables (``params.key`` is
     (is_64bit, CRn, CRm, Op1, Op2)); also used for the VMM's invariant-register lookups
-    at vCPU init. Patch 5 answers with a binary search."""
+    at vCPU init. Patch 5 answers with a binary search.
+
+    Example::
+
+        @hookimpl
+        def ws_find_coproc_reg(params, table):
+            return None  # keep v4.5's linear search for this table
+    """
 
 
 # ---- questions: the arch timer ----------------------------------------------------------
@@ -123,7 +176,16 @@ def ws_timer_skip_active_write(timer: ArchTimerCpu, phys_active: bool) -> bool |
     timer PPI is about to be set to ``phys_active`` (an ``irq_set_irqchip_state`` call
     and a distributor write). Return True if the hardware is known to hold that state
     already, so the write can be skipped. Skipped if any implementation says True.
-    Patch 6 remembers that it last wrote "inactive"."""
+    Patch 6 remembers that it last wrote "inactive".
+
+    Example::
+
+        @hookimpl
+        def ws_timer_skip_active_write(self, timer, phys_active):
+            skip = self.last is phys_active is False
+            self.last = phys_active
+            return skip
+    """
 
 
 # ---- questions: the vgic hyp save (exit) and restore (entry) ------------------------------
@@ -133,7 +195,14 @@ def ws_vgic_lrs_to_save(vgic_cpu: VgicCpuIf) -> int | None:
     """``__vgic_v{2,3}_save_state``: the bitmask of list registers whose state this exit
     must save. Vanilla: all of them. 0 means nothing is in flight: only the VMCR is read
     and MISR, EISR, ELRSR and the APRs take their known idle values. Answers are ANDed
-    (each narrows the mask). Patches 7 and 13 answer the LRs live at the last entry."""
+    (each narrows the mask). Patches 7 and 13 answer the LRs live at the last entry.
+
+    Example::
+
+        @hookimpl
+        def ws_vgic_lrs_to_save(self, vgic_cpu):
+            return self.live_lrs if vgic_cpu.hyp_gic == 2 else None
+    """
 
 
 @per_trap("any")
@@ -144,7 +213,14 @@ def ws_vgic_expect_mi(vgic_cpu: VgicCpuIf, lrs: int) -> bool | None:
     Once anyone answers, the step reads MISR only if some answer is True (answers are
     ORed), and EISR only if MISR reports an EOI; otherwise both are known to be zero.
     Patches 8 and 14: only if underflow was requested (HCR.UIE) or a saved LR asks for
-    an EOI notification (EOI set, HW clear)."""
+    an EOI notification (EOI set, HW clear).
+
+    Example::
+
+        @hookimpl
+        def ws_vgic_expect_mi(vgic_cpu, lrs):
+            return bool(vgic_cpu.vgic_hcr & 2)  # only underflow can raise one here
+    """
 
 
 @per_trap("narrow")
@@ -153,7 +229,14 @@ def ws_vgic_lrs_to_read(vgic_cpu: VgicCpuIf, lrs: int) -> int | None:
     """``save_lrs``: of the LRs being saved (``lrs``), the bitmask that must be read back
     from the hardware. Vanilla: all of them. The others are known to be empty: only the
     state bits of their in-memory copy are cleared. ``vgic_cpu.vgic_elrsr`` is already
-    saved. Answers are ANDed. Patches 10 and 15: not the LRs ELRSR reports empty."""
+    saved. Answers are ANDed. Patches 10 and 15: not the LRs ELRSR reports empty.
+
+    Example::
+
+        @hookimpl
+        def ws_vgic_lrs_to_read(vgic_cpu, lrs):
+            return lrs & ~vgic_cpu.vgic_elrsr
+    """
 
 
 @per_trap("widen")
@@ -161,7 +244,14 @@ def ws_vgic_lrs_to_read(vgic_cpu: VgicCpuIf, lrs: int) -> int | None:
 def ws_vgic_lrs_to_wipe(vgic_cpu: VgicCpuIf, lrs: int) -> int | None:
     """``save_lrs``: of the LRs being saved, the bitmask to zero in the hardware on exit.
     Vanilla: none. Answers are ORed. Patches 11 and 16: all of them, so that the entry
-    need not write the LRs that are not live."""
+    need not write the LRs that are not live.
+
+    Example::
+
+        @hookimpl
+        def ws_vgic_lrs_to_wipe(vgic_cpu, lrs):
+            return lrs
+    """
 
 
 @per_trap("narrow")
@@ -170,7 +260,14 @@ def ws_vgic_lrs_to_restore(vgic_cpu: VgicCpuIf, live_lrs: int) -> int | None:
     """``__vgic_v{2,3}_restore_state``: the bitmask of LRs the entry writes (their
     in-memory value, zero when not live); ``live_lrs`` are those holding a pending or
     active interrupt. Vanilla: all. 0 also skips the HCR and APR writes. Answers are
-    ANDed. Patches 7 and 13: none when nothing is live; patches 11 and 16: the live ones."""
+    ANDed. Patches 7 and 13: none when nothing is live; patches 11 and 16: the live ones.
+
+    Example::
+
+        @hookimpl
+        def ws_vgic_lrs_to_restore(vgic_cpu, live_lrs):
+            return live_lrs
+    """
 
 
 @per_trap("all")
@@ -178,7 +275,14 @@ def ws_vgic_lrs_to_restore(vgic_cpu: VgicCpuIf, live_lrs: int) -> int | None:
 def ws_vgic_v3_save_ap0rn(vgic_cpu: VgicV3Cpu) -> bool | None:
     """``__vgic_v3_save_state`` / ``restore_state``: must the ICH_AP0Rn_EL2 group be
     saved and restored? Vanilla: yes. Skipped if any answer is False. Patch 17: not for
-    a GICv2 guest (``vgic_cpu.vgic_sre == 0``), whose active priorities live in AP1Rn."""
+    a GICv2 guest (``vgic_cpu.vgic_sre == 0``), whose active priorities live in AP1Rn.
+
+    Example::
+
+        @hookimpl
+        def ws_vgic_v3_save_ap0rn(vgic_cpu):
+            return bool(vgic_cpu.vgic_sre)
+    """
 
 
 # ---- events -----------------------------------------------------------------------------
@@ -187,46 +291,95 @@ def ws_vgic_v3_save_ap0rn(vgic_cpu: VgicV3Cpu) -> bool | None:
 def ws_guest_exit(vcpu: Vcpu, esr: int) -> None:
     """The guest exited and the hyp save path has run; ``handle_exit`` comes next.
     ``esr`` is the syndrome built from the trapping instruction as the hardware builds
-    it (exception class in bits [31:26])."""
+    it (exception class in bits [31:26]).
+
+    Example::
+
+        @hookimpl
+        def ws_guest_exit(self, vcpu, esr):
+            self.by_class[esr >> 26] += 1
+    """
 
 
 @per_trap("each")
 @hookspec
 def ws_guest_enter(vcpu: Vcpu) -> None:
-    """The entry path (timer and vgic flush, hyp restore) has run; the guest resumes."""
+    """The entry path (timer and vgic flush, hyp restore) has run; the guest resumes.
+
+    Example::
+
+        @hookimpl
+        def ws_guest_enter(self, vcpu):
+            self.entries += 1
+    """
 
 
 @per_trap("each")
 @hookspec
 def ws_sysreg_trap(vcpu: Vcpu, params: SysRegParams | CoprocParams) -> None:
     """A trapped MRS/MSR (EC 0x18) or cp15 access (EC 0x3/0x4), before
-    ``emulate_sys_reg`` / ``emulate_cp15``."""
+    ``emulate_sys_reg`` / ``emulate_cp15``.
+
+    Example::
+
+        @hookimpl
+        def ws_sysreg_trap(self, vcpu, params):
+            self.seen.add(params.key)
+    """
 
 
 @per_trap("each")
 @hookspec
 def ws_mmio_trap(vcpu: Vcpu, addr: int, is_write: bool, size: int, value: int) -> None:
     """A stage-2 data abort on an emulated device (EC 0x24), before ``io_mem_abort``;
-    ``value`` is the written value (0 for a read)."""
+    ``value`` is the written value (0 for a read).
+
+    Example::
+
+        @hookimpl
+        def ws_mmio_trap(self, vcpu, addr, is_write, size, value):
+            self.log.append((hex(addr), "W" if is_write else "R", size))
+    """
 
 
 @per_trap("each")
 @hookspec
 def ws_hvc(vcpu: Vcpu, func_id: int) -> None:
     """An HVC exit (EC 0x16 or 0x12), before ``kvm_psci_call`` handles function
-    ``func_id`` (x0 or r0)."""
+    ``func_id`` (x0 or r0).
+
+    Example::
+
+        @hookimpl
+        def ws_hvc(self, vcpu, func_id):
+            self.calls[func_id] = self.calls.get(func_id, 0) + 1
+    """
 
 
 @per_trap("each")
 @hookspec
 def ws_wfi(vcpu: Vcpu) -> None:
-    """A trapped WFI (EC 0x01), before ``kvm_handle_wfx``."""
+    """A trapped WFI (EC 0x01), before ``kvm_handle_wfx``.
+
+    Example::
+
+        @hookimpl
+        def ws_wfi(self, vcpu):
+            self.waits += 1
+    """
 
 
 @per_trap("each")
 @hookspec
 def ws_timer_update_irq(timer: ArchTimerCpu, level: bool) -> None:
-    """``kvm_timer_update_irq``: the virtual timer's output line changed to ``level``."""
+    """``kvm_timer_update_irq``: the virtual timer's output line changed to ``level``.
+
+    Example::
+
+        @hookimpl
+        def ws_timer_update_irq(self, timer, level):
+            self.edges += 1
+    """
 
 
 def per_trap_hooks() -> dict[str, Combine]:
