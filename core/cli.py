@@ -169,7 +169,14 @@ class Address(click.ParamType):
 @click.option("--replace", is_flag=True, help="Let profiles from --profiles replace built-in ones of the same name.")
 @click.option("--strict-plugins", is_flag=True, help="A plugin that fails to load is an error (exit 4), not a "
               "warning.")
-def main(profiles: Path | None, replace: bool, strict_plugins: bool) -> None:
+@click.option("-p", "--plugin", "plugin_args", multiple=True, metavar="MODULE | no:NAME",
+              help="Load a plugin module that no package declares (MODULE or MODULE:CLASS, importable from "
+                   "the current path), or leave plugin NAME out (no:NAME). Repeatable.")
+@click.option("--disable-plugin-autoload", is_flag=True,
+              help="Load only the built-in plugins and those given with -p (also: "
+                   "WORLDSWITCH_DISABLE_PLUGIN_AUTOLOAD=1).")
+def main(profiles: Path | None, replace: bool, strict_plugins: bool, plugin_args: tuple[str, ...],
+         disable_plugin_autoload: bool) -> None:
     """Simulate the KVM/ARM world switch (Linux v4.5-rc4) and measure what each of the
     17 entry/exit optimizations of the 2016 series buys, per platform and per exit.
 
@@ -181,9 +188,14 @@ def main(profiles: Path | None, replace: bool, strict_plugins: bool) -> None:
       worldswitch plugins                   # what can be switched on
     """
     from .platform import use_profile_dir
-    from .plugin import set_strict
+    from .plugin import configure, set_strict
 
     set_strict(strict_plugins)
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # -p MODULE: importable from the current directory, as with python -m
+    configure(extra=tuple(p for p in plugin_args if not p.startswith("no:")),
+              blocked=tuple(p[3:] for p in plugin_args if p.startswith("no:")),
+              autoload=not disable_plugin_autoload)
     try:
         use_profile_dir(profiles, replace)
     except WorldswitchError as e:

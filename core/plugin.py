@@ -32,6 +32,7 @@ Rules that keep one broken or greedy third-party plugin from taking the tool dow
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import os
 import re
@@ -61,6 +62,9 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 _RANGE = re.compile(r"(\d+)(?:\s*-\s*(\d+))?")
 
 _strict = False
+_extra: tuple[str, ...] = ()  # -p MODULE[:ATTR]
+_blocked: frozenset[str] = frozenset()  # -p no:NAME
+_autoload = True  # --disable-plugin-autoload turns it off, like the environment variable
 
 
 def set_strict(strict: bool) -> None:
@@ -148,20 +152,48 @@ class _Discovery:
     reported: bool = False
 
 
+def configure(extra: tuple[str, ...] = (), blocked: tuple[str, ...] = (), autoload: bool = True) -> None:
+    """The command line's plugin options: ``-p MODULE`` loads a plugin that no entry
+    point declares (quick experiments), ``-p no:NAME`` leaves one out of discovery, and
+    ``--disable-plugin-autoload`` loads only the built-ins (and the ``-p`` modules)."""
+    global _extra, _blocked, _autoload
+    _extra, _blocked, _autoload = tuple(extra), frozenset(blocked), autoload
+
+
+class _Named:
+    """An explicitly named plugin module (``-p``), shaped like an entry point."""
+
+    def __init__(self, spec: str) -> None:
+        self.name = self.value = spec
+        self.dist = None
+
+    def load(self) -> Any:
+        module, _, attr = self.value.partition(":")
+        obj = importlib.import_module(module)
+        return getattr(obj, attr) if attr else obj
+
+
+def _autoload_on() -> bool:
+    return _autoload and not os.environ.get(DISABLE_AUTOLOAD_ENV)
+
+
 @functools.cache
-def _discover(autoload: bool) -> _Discovery:
+def _discover(autoload: bool, extra: tuple[str, ...] = ()) -> _Discovery:
     # entry-point scanning costs tens of milliseconds: once per process is enough
     problems: list[tuple[str, str]] = []
     skipped = "the other plugins are loaded"
     loaded: list[tuple[metadata.EntryPoint, bool, Any, PluginMeta]] = []
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        builtin = _is_builtin(ep)
-        if not builtin and not autoload:
+    named = [_Named(spec) for spec in extra]
+    for ep in [*metadata.entry_points(group=ENTRY_POINT_GROUP), *named]:
+        builtin = not isinstance(ep, _Named) and _is_builtin(ep)
+        if not builtin and not autoload and not isinstance(ep, _Named):
             continue
         where = f"plugin entry point {ep.name!r} ({ep.value}) failed to load"
         try:
             obj = ep.load()
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken plugin must not take the others down
+            if isinstance(ep, _Named):  # asked for by name: its failure is the answer
+                raise PluginError(f"-p {ep.value}: cannot load it: {_describe(e)}") from None
             problems.append((f"{where}: {_describe(e)}", skipped))
             continue
         try:
@@ -217,7 +249,10 @@ def discover() -> dict[str, PluginInfo]:
     """Every installed plugin that loaded, by name, in patch order then name.
 
     Reports discovery problems once per process (strict mode: raises PluginError)."""
-    d = _discover(not os.environ.get(DISABLE_AUTOLOAD_ENV))
+    d = _discover(_autoload_on(), _extra)
+    unknown = sorted(_blocked - set(d.plugins))
+    if unknown:
+        raise PluginError(f"-p no:{unknown[0]}: no plugin is named {unknown[0]!r}; `worldswitch plugins` lists them")
     if d.problems:
         if _strict:
             # checked on every call, so set_strict works whenever it is called
@@ -227,12 +262,14 @@ def discover() -> dict[str, PluginInfo]:
             if not _in_worker():
                 for what, then in d.problems:
                     print(f"worldswitch: warning: {what}{'; ' + then if then else ''}", file=sys.stderr)
+    if _blocked:
+        return {name: info for name, info in d.plugins.items() if name not in _blocked}
     return d.plugins
 
 
 def discovery_problems() -> list[str]:
     """What discovery left out or reports, one line each (never raises, never prints)."""
-    return [what for what, _ in _discover(not os.environ.get(DISABLE_AUTOLOAD_ENV)).problems]
+    return [what for what, _ in _discover(_autoload_on(), _extra).problems]
 
 
 def _by_number(n: int, series: dict[int, str], claims: dict[int, list[str]]) -> str:
@@ -318,7 +355,7 @@ def make_manager(selected: list[str], plugins: dict[str, PluginInfo], force: boo
 
 def implemented_hooks(module: Any) -> list[str]:
     """The hooks a plugin implements (discovered plugins: as validated at discovery)."""
-    for info in _discover(not os.environ.get(DISABLE_AUTOLOAD_ENV)).plugins.values():
+    for info in _discover(_autoload_on(), _extra).plugins.values():
         if info.module is module:
             return list(info.hooks)
     pm = pluggy.PluginManager("worldswitch")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -341,3 +342,31 @@ def test_an_entry_point_plugin_is_named_by_its_name(fake: FakeDist) -> None:
     fake.add("stringy", plugin_source("stringy", "@hookimpl\ndef ws_vgic_lrs_to_save(vgic_cpu):\n    return '0'\n"))
     with pytest.raises(PluginFailure, match="plugin 'stringy' returned '0' from hook ws_vgic_lrs_to_save"):
         run_guest("null_hvc-256", "A", patches="stringy")
+
+
+# ---- -p MODULE, -p no:NAME, --disable-plugin-autoload ------------------------------------
+def test_p_loads_a_module_by_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ws_quick_try.py").write_text(plugin_source("quick-try", TIMER_HOOK))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        code, out, err = invoke("-p", "ws_quick_try", "run", "null_hvc-256", "--patches", "quick-try", "--json")
+        assert code == 0, err
+        assert json.loads(out)["plugins"] == ["quick-try"] and json.loads(out)["counts"]["GICD_WRITE"] == 0
+        code, _, err = invoke("-p", "ws_not_there", "plugins")
+        assert code == 4 and "-p ws_not_there: cannot load it: ModuleNotFoundError" in err
+    finally:
+        plugin.configure()
+
+
+def test_p_no_leaves_a_plugin_out(fake: FakeDist) -> None:
+    fake.add("extra", plugin_source("extra-opt", TIMER_HOOK))
+    try:
+        code, out, _ = invoke("-p", "no:extra-opt", "plugins", "--json")
+        assert code == 0 and "extra-opt" not in {r["name"] for r in json.loads(out)}
+        code, out, _ = invoke("--disable-plugin-autoload", "plugins", "--json")
+        names = {r["name"] for r in json.loads(out)}
+        assert code == 0 and "extra-opt" not in names and len(names) == 17
+        code, _, err = invoke("-p", "no:nothing-like-it", "plugins")
+        assert code == 4 and "no plugin is named 'nothing-like-it'" in err
+    finally:
+        plugin.configure()
