@@ -91,7 +91,8 @@ class GicV:
     """The virtual CPU interface as a GICv2 guest sees it (GICC layout), backed by LRs.
 
     Used for a GICv2 guest on a GICv2 host (LRs in GICH) and on a GICv3 host in legacy
-    mode (LRs in ICH_LRn_EL2). Group 0 is what a GICv2 guest's GICC_IAR acknowledges.
+    mode (LRs in ICH_LRn_EL2). Group 0 is what a GICv2 guest's GICC_IAR acknowledges;
+    the LR file decides where its active priority goes (GICH_APR, or ICH_AP1Rn on GICv3).
     """
 
     def __init__(self, counters: list[int], lrf: ListRegisterFile) -> None:
@@ -111,7 +112,8 @@ class GicV:
         if offset == GICC_RPR:
             return min(lrf._running_priority(), 0xFF)
         if offset == GICC_APR0:
-            return lrf.ap0r[0]
+            # GICH_APR on a GICv2 host, ICH_AP1R0_EL2 on a GICv3 one (legacy operation)
+            return lrf.active_priorities(0)[0]
         if offset == GICC_IIDR:
             return 0x0202143B  # ARM, GICv2 architecture
         if offset in (GICC_BPR, GICC_HPPIR):

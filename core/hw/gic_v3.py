@@ -105,6 +105,11 @@ class IchInterface(LrBank):
     def write_sre_el1(self, value: int) -> None:
         self.c[ICC_SRE_ACCESS] += 1
         self.sre_el1 = value & ICC_SRE_SRE
+        # SRE == 0: the guest uses the memory-mapped GICV interface (legacy operation),
+        # which keeps every active priority in ICH_AP1Rn_EL2 whatever the group (GICv3
+        # spec, GICV_APR<n>; KVM's vgic-mmio-v2.c: "GICv3 only uses ICH_AP1Rn for memory
+        # mapped (GICv2) guests"). Patch 17 relies on it to drop the AP0Rn save/restore.
+        self.lrf.shared_apr = None if self.sre_el1 else 1
 
 
 class IcvInterface:

@@ -58,6 +58,11 @@ class ListRegisterFile:
         self.pmr_shift, self.pmr_bits = (24, 8) if codec is V3_LR else (27, 5)
         self.ap0r = [0] * 4
         self.ap1r = [0] * 4
+        # Which active-priority bank every interrupt uses, whatever its group; None when
+        # the group picks it (ICC/ICV system registers: group 0 -> AP0Rn, 1 -> AP1Rn).
+        # A GICv2 host has the single GICH_APR, modelled as ap0r[0]. A GICv3 host sets 1
+        # while its guest uses the memory-mapped GICV interface (IchInterface.write_sre_el1).
+        self.shared_apr: int | None = 0 if codec is V2_LR else None
         self.eoicount = 0
         # what the guest saw: acknowledged IDs and EOIs (for transparency checks)
         self.acked: dict[int, int] = {}
@@ -121,10 +126,21 @@ class ListRegisterFile:
     eoimode = property(lambda self: (self.vmcr >> 9) & 1, lambda self, v: self._bit(9, v))
 
     # ---- the guest side ------------------------------------------------------------
+    def active_priorities(self, group: int) -> list[int]:
+        """The APR bank an interrupt of ``group`` sets on acknowledge and clears on EOI."""
+        shared = self.shared_apr
+        return self.ap1r if (group if shared is None else shared) else self.ap0r
+
     def _running_priority(self) -> int:
-        """The group priority of the lowest active-priority bit set, 0x100 when idle."""
+        """The group priority of the lowest active-priority bit set, 0x100 when idle.
+
+        Only the banks in use count: with a shared bank the other one is not part of
+        this interface's state (on GICv3 the hyp code may leave AP0Rn stale for a GICv2
+        guest, as patch 17 does)."""
         best = 0x100
-        for regs in (self.ap0r, self.ap1r):
+        shared = self.shared_apr
+        banks = (self.ap0r, self.ap1r) if shared is None else (self.active_priorities(shared),)
+        for regs in banks:
             for n, word in enumerate(regs):
                 if word:
                     low = (word & -word).bit_length() - 1
@@ -148,12 +164,12 @@ class ListRegisterFile:
                     best, best_prio = i, prio
         if best < 0 or best_prio >= self.pmr:
             return SPURIOUS
-        if (any(self.ap0r) or any(self.ap1r)) and best_prio >= self._running_priority():
+        if best_prio >= self._running_priority():  # 0x100 when nothing is active
             return SPURIOUS  # no preemption of an equal or higher active priority
         v = self.lr[best]
         self.lr[best] = (v & ~(3 << sh)) | (LR_ACTIVE << sh)
         bit = best_prio >> (8 - self.nr_pri_bits)
-        regs = self.ap1r if group else self.ap0r
+        regs = self.active_priorities(group)
         regs[bit >> 5] |= 1 << (bit & 31)
         intid = v & codec.id_mask
         self.acked[intid] = self.acked.get(intid, 0) + 1
@@ -162,7 +178,7 @@ class ListRegisterFile:
     def end_of_interrupt(self, value: int, group: int) -> None:
         """EOIR: drop the running priority, then (EOImode 0) deactivate the LR."""
         self.eois += 1
-        regs = self.ap1r if group else self.ap0r
+        regs = self.active_priorities(group)
         for n, word in enumerate(regs):
             if word:
                 regs[n] = word & (word - 1)
