@@ -164,12 +164,14 @@ class ListRegisterFile:
                     best, best_prio = i, prio
         if best < 0 or best_prio >= self.pmr:
             return SPURIOUS
-        if best_prio >= self._running_priority():  # 0x100 when nothing is active
+        regs = self.active_priorities(group)
+        # nothing active (the common case) needs no running-priority scan
+        busy = any(regs) if self.shared_apr is not None else any(self.ap0r) or any(self.ap1r)
+        if busy and best_prio >= self._running_priority():
             return SPURIOUS  # no preemption of an equal or higher active priority
         v = self.lr[best]
         self.lr[best] = (v & ~(3 << sh)) | (LR_ACTIVE << sh)
         bit = best_prio >> (8 - self.nr_pri_bits)
-        regs = self.active_priorities(group)
         regs[bit >> 5] |= 1 << (bit & 31)
         intid = v & codec.id_mask
         self.acked[intid] = self.acked.get(intid, 0) + 1

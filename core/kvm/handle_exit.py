@@ -18,7 +18,7 @@ from ..errors import GuestFault
 from ..events import MMIO_ABORT, MMIO_RANGE_TEST, PSCI_CALL, SYSREG_TRAP, WFX, Exit
 from . import arch_timer, psci
 from .sys_regs import FindResult, SysRegParams, sysreg_name
-from .vgic.mmio import vgic_find_range
+from .vgic.mmio import GICD_BASE, GICD_SIZE, vgic_find_range
 
 if TYPE_CHECKING:
     from .arm import Vcpu
@@ -66,8 +66,6 @@ def kvm_handle_guest_abort(vcpu: Vcpu, esr: int, addr: int, is_write: bool, size
     vcpu.c[MMIO_ABORT] += 1
     if vcpu.hooks.ws_mmio_trap:
         vcpu.hooks.ws_mmio_trap(vcpu, addr, is_write, size, value)
-    from .arm import GICD_BASE, GICD_SIZE
-
     if GICD_BASE <= addr < GICD_BASE + GICD_SIZE:
         ranges, offset, what = vcpu.dist_ranges, addr - GICD_BASE, "distributor"
     elif vcpu.redist_ranges and vcpu.redist_base <= addr < vcpu.redist_base + 0x20000:

@@ -6,6 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# the guest-physical frame of the distributor, where kvmtool places it (KVM_VGIC_V2_ADDR_TYPE_DIST)
+GICD_BASE = 0x3FFF0000
+GICD_SIZE = 0x10000
+
 # handle(dist, offset_in_range, is_write, value, size) -> value read (ignored for writes)
 Handler = Callable[[Any, int, bool, int, int], int]
 

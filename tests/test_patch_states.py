@@ -1,0 +1,190 @@
+"""States that exercise every decision of patches 7-17, on every host each one touches.
+
+The study's loops never leave an LR asking for an EOI notification, never overflow the
+LRs, and never keep an interrupt active across an exit, so a broken ``expect_mi`` or a
+lost ``clear_state`` would pass them. Here the vCPU model is driven directly: the vgic
+distributor queues interrupts, the "guest" acknowledges and EOIs through the virtual
+CPU interface, and an HVC exit runs the whole round trip (hyp save, sync, handle_exit,
+flush, hyp restore). After every step, each plugin set must leave exactly what vanilla
+leaves where anything can see it: the maintenance state the sync consumes, the LRs the
+vgic still uses, and the interrupts the guest can take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from worldswitch.events import Exit, new_counters
+from worldswitch.hooks import Hooks
+from worldswitch.hw.vcpu_if import SPURIOUS
+from worldswitch.kvm.arm import Vcpu
+from worldswitch.machine import REDIST_DEFAULT
+from worldswitch.platform import get_platform
+from worldswitch.plugin import discover, make_manager, parse_selection
+
+HVC = (Exit.HVC64 << 26) | (1 << 25)
+PSCI_VERSION = 0x84000000
+PPI = 27  # a level-sensitive line: its LR asks for an EOI notification
+
+# each host with the patch sets that touch it (cumulative, as the series applied them)
+HOSTS = {
+    "A": ["7", "7,8", "7-9", "7-10", "7-11", "series"],
+    "C-v3": ["7,13", "7,13,14", "7,13-15", "7,13-16", "series"],
+    "C-v2": ["7,13", "7,13-16", "7,13,17", "series"],
+}
+
+
+def vcpu_for(platform: str, patches: str) -> Vcpu:
+    plugins = discover()
+    vcpu = Vcpu(get_platform(platform), new_counters(), Hooks(make_manager(parse_selection(patches, plugins),
+                                                                            plugins)), REDIST_DEFAULT)
+    vcpu.first_entry()
+    dist = vcpu.dist
+    # the guest enabled its CPU interface (both groups, lowest priority mask: the hardware
+    # VMCR, which the exit saves) and the distributor
+    vcpu.hyp_if.lrf.vmcr = (0xFF << 24 if vcpu.vgic_cpu.hyp_gic == 3 else 0x1F << 27) | 3
+    dist.enabled, dist.irq_enabled = 1, (1 << 32) - 1
+    return vcpu
+
+
+def group(vcpu: Vcpu) -> int:
+    return 1 if vcpu.platform.guest_gic == 3 else 0
+
+
+def round_trip(vcpu: Vcpu) -> None:
+    assert vcpu.world_switch(HVC, [PSCI_VERSION, 0])
+
+
+def ack(vcpu: Vcpu) -> int:
+    return vcpu.hyp_if.lrf.acknowledge(group(vcpu))
+
+
+def eoi(vcpu: Vcpu, intid: int) -> None:
+    vcpu.hyp_if.lrf.end_of_interrupt(intid, group(vcpu))
+
+
+def take_all(vcpu: Vcpu, seen: list, exit_between: bool = False) -> None:
+    """The guest takes and EOIs whatever it can (a bounded loop: a broken patch may
+    leave an interrupt that comes back for ever)."""
+    for _ in range(16):
+        intid = ack(vcpu)
+        if intid == SPURIOUS:
+            return
+        eoi(vcpu, intid)
+        seen.append(intid)
+        if exit_between:
+            round_trip(vcpu)
+            seen.append(visible(vcpu))
+    seen.append("still taking interrupts after 16")
+
+
+def visible(vcpu: Vcpu) -> dict[str, Any]:
+    """Everything a later step can observe: what the save left for the sync, the LRs the
+    vgic still uses, and the hardware LRs the guest can take (empty ones are invisible)."""
+    cpu, lrf, dist = vcpu.vgic_cpu, vcpu.hyp_if.lrf, vcpu.dist
+    sh, used = cpu.state_shift, dist.lr_used
+    return {
+        "misr": cpu.vgic_misr, "eisr": cpu.vgic_eisr & used, "elrsr": cpu.vgic_elrsr & used, "used": used,
+        "memory": [(cpu.lr_irq(v), (v >> sh) & 3) for i, v in enumerate(cpu.vgic_lr) if (used >> i) & 1],
+        "hardware": [v if (v >> lrf.codec.state_shift) & 3 else 0 for v in lrf.lr],
+        "hcr_uie": cpu.vgic_hcr & 2, "pending": dist.irq_pending, "apr": (list(lrf.ap0r), list(lrf.ap1r)),
+    }
+
+
+def trace(platform: str, patches: str, scenario: Callable[[Vcpu, list], None]) -> list:
+    vcpu = vcpu_for(platform, patches)
+    seen: list = []
+    scenario(vcpu, seen)
+    return seen
+
+
+# ---- the scenarios: each appends visible() after every round trip -------------------------
+def eoi_notification(vcpu: Vcpu, seen: list) -> None:
+    """A level interrupt (EOI bit set, HW clear) is taken and EOId: MISR.EOI and EISR."""
+    vcpu.dist.inject_level(PPI, True)
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+    intid = ack(vcpu)
+    assert intid == PPI
+    eoi(vcpu, intid)
+    vcpu.dist.inject_level(PPI, False)
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+    assert vcpu.vgic_cpu.vgic_eisr and vcpu.vgic_cpu.vgic_misr & 1, "the state under test was not reached"
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+
+
+def underflow(vcpu: Vcpu, seen: list) -> None:
+    """More SGIs than LRs: HCR.UIE asks to be told when the LRs drain."""
+    for sgi in range(vcpu.vgic_cpu.nr_lr + 2):
+        vcpu.dist.dispatch_sgi(sgi, 0, 1)
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+    assert vcpu.vgic_cpu.vgic_hcr & 2, "the state under test was not reached"
+    for _ in range(vcpu.vgic_cpu.nr_lr - 1):
+        intid = ack(vcpu)
+        eoi(vcpu, intid)
+        seen.append(intid)
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+    assert vcpu.vgic_cpu.vgic_misr & 2
+    take_all(vcpu, seen, exit_between=True)
+
+
+def drained_not_refilled(vcpu: Vcpu, seen: list) -> None:
+    """Several LRs live; the guest empties them; nothing refills them."""
+    for sgi in (1, 2, 3):
+        vcpu.dist.dispatch_sgi(sgi, 0, 1)
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+    intid = ack(vcpu)
+    eoi(vcpu, intid)  # one of three live LRs empties: ELRSR says so
+    seen.append(intid)
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+    take_all(vcpu, seen)
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+    assert ack(vcpu) == SPURIOUS  # an emptied LR must not come back as a spurious interrupt
+
+
+def active_across_exit(vcpu: Vcpu, seen: list) -> None:
+    """An interrupt stays active over an exit (on C-v2 its priority lives in AP1Rn)."""
+    vcpu.dist.dispatch_sgi(5, 0, 1)
+    vcpu.dist.dispatch_sgi(6, 0, 1)
+    round_trip(vcpu)
+    intid = ack(vcpu)
+    seen.append(intid)
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+    assert any(vcpu.hyp_if.lrf.ap0r + vcpu.hyp_if.lrf.ap1r), "the state under test was not reached"
+    seen.append(ack(vcpu))  # same priority: no preemption while the first is active
+    eoi(vcpu, intid)
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+    seen.append(ack(vcpu))
+
+
+SCENARIOS = [eoi_notification, underflow, drained_not_refilled, active_across_exit]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
+@pytest.mark.parametrize(("platform", "patches"), [(p, s) for p, sets in HOSTS.items() for s in sets])
+def test_patched_state_is_vanillas(platform: str, patches: str, scenario: Callable) -> None:
+    assert trace(platform, patches, scenario) == trace(platform, "none", scenario)
+
+
+@pytest.mark.parametrize("platform", list(HOSTS))
+def test_the_patches_save_accesses_in_these_states(platform: str) -> None:
+    """The states are not trivially equal: the series reads less of the hardware."""
+    counts = {}
+    for patches in ("none", "series"):
+        vcpu = vcpu_for(platform, patches)
+        drained_not_refilled(vcpu, [])
+        counts[patches] = sum(vcpu.c)
+    assert counts["series"] < counts["none"]
