@@ -272,6 +272,24 @@ def ws_vgic_lrs_to_restore(vgic_cpu: VgicCpuIf, live_lrs: int) -> int | None:
 
 @per_trap("all")
 @hookspec
+def ws_vgic_save_vmcr(vgic_cpu: VgicCpuIf) -> bool | None:
+    """``__vgic_v{2,3}_save_state`` / ``restore_state``: must this exit save the VMCR
+    (GICH_VMCR or ICH_VMCR_EL2) and the next entry restore it? Vanilla v4.5: yes, on every
+    world switch. An answer of False (answers combine with ``all``: any False wins) defers
+    it to ``vcpu_load`` / ``vcpu_put``: the core then writes the VMCR once when the vCPU
+    is loaded and reads it back once when it is put, as Linux did later (v4.12).
+    None of the 17 patches answers it.
+
+    Example::
+
+        @hookimpl
+        def ws_vgic_save_vmcr(vgic_cpu):
+            return False  # the VMCR only changes while the vCPU runs: switch it at load/put
+    """
+
+
+@per_trap("all")
+@hookspec
 def ws_vgic_v3_save_ap0rn(vgic_cpu: VgicV3Cpu) -> bool | None:
     """``__vgic_v3_save_state`` / ``restore_state``: must the ICH_AP0Rn_EL2 group be
     saved and restored? Vanilla: yes. Skipped if any answer is False. Patch 17: not for

@@ -86,7 +86,7 @@ class Vcpu:
         # Patches 7-11 and 13-17 change arch/arm64/kvm/hyp; a 32-bit host saves and
         # restores the vgic in its own assembly (arch/arm/kvm/interrupts_head.S) with the
         # same v4.5 access sequence, which the series leaves alone.
-        sr_hooks = hooks if platform.arch == "aarch64" else Hooks(None)
+        sr_hooks = self.sr_hooks = hooks if platform.arch == "aarch64" else Hooks(None)
         if platform.host_gic == 2:
             self.gich = GicH(counters, nr_lr)
             self.hyp_if: Any = self.gich
@@ -157,6 +157,8 @@ class Vcpu:
     def first_entry(self) -> None:
         """vcpu_load and the first KVM_RUN: the entry half alone."""
         self.hooks.call_setup("ws_vcpu_init", vcpu=self)
+        if self.vmcr_at_load_put():
+            self.hyp_if.write_vmcr(self.vgic_cpu.vgic_vmcr)  # vgic_v{2,3}_load
         arch_timer.kvm_timer_flush_hwstate(self)
         self.dist.flush_hwstate()
         self.vgic_restore(self.vgic_cpu, self.hyp_if)
@@ -165,7 +167,14 @@ class Vcpu:
     def vcpu_put(self) -> None:
         """kvm_arch_vcpu_put: patch 6 drops its cache here."""
         self.hooks.call_setup("ws_vcpu_put", vcpu=self)
+        if self.vmcr_at_load_put():
+            self.vgic_cpu.vgic_vmcr = self.hyp_if.read_vmcr()  # vgic_v{2,3}_put
         self.finish_counts()
+
+    def vmcr_at_load_put(self) -> bool:
+        """Has a plugin moved the VMCR switch from every exit and entry to load/put?"""
+        ask = self.sr_hooks.ws_vgic_save_vmcr
+        return ask is not None and ask(self.vgic_cpu) is False
 
     # ---- what the exit handlers (handle_exit.py) use ----------------------------------
     def search_cache(self, table: Any) -> dict[Any, FindResult]:

@@ -65,9 +65,11 @@ def build_vgic_v2_sr(hooks: Hooks) -> tuple[Callable[[VgicV2Cpu, GicH], None], C
     lrs_to_read = hooks.ws_vgic_lrs_to_read
     lrs_to_wipe = hooks.ws_vgic_lrs_to_wipe
     lrs_to_restore = hooks.ws_vgic_lrs_to_restore
+    save_vmcr = hooks.ws_vgic_save_vmcr
 
     def vgic_v2_save_state(cpu: VgicV2Cpu, gich: GicH) -> None:
-        cpu.vgic_vmcr = gich.read_vmcr()
+        if save_vmcr is None or save_vmcr(cpu) is not False:
+            cpu.vgic_vmcr = gich.read_vmcr()
         lrs = cpu.all_lrs
         if lrs_to_save is not None:
             answer = lrs_to_save(cpu)
@@ -98,7 +100,8 @@ def build_vgic_v2_sr(hooks: Hooks) -> tuple[Callable[[VgicV2Cpu, GicH], None], C
                 lrs &= answer
         if lrs:
             gich.write_hcr(cpu.vgic_hcr)
-        gich.write_vmcr(cpu.vgic_vmcr)
+        if save_vmcr is None or save_vmcr(cpu) is not False:
+            gich.write_vmcr(cpu.vgic_vmcr)
         if lrs:
             gich.write_apr(cpu.vgic_apr)
             gich.write_lrs(lrs, cpu.vgic_lr, live)

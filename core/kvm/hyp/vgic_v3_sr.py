@@ -52,12 +52,14 @@ def build_vgic_v3_sr(
     lrs_to_wipe = hooks.ws_vgic_lrs_to_wipe
     lrs_to_restore = hooks.ws_vgic_lrs_to_restore
     save_ap0rn = hooks.ws_vgic_v3_save_ap0rn
+    save_vmcr = hooks.ws_vgic_save_vmcr
 
     def ap0rn_in_use(cpu: VgicV3Cpu) -> bool:
         return save_ap0rn is None or save_ap0rn(cpu) is not False
 
     def vgic_v3_save_state(cpu: VgicV3Cpu, ich: IchInterface) -> None:
-        cpu.vgic_vmcr = ich.read_vmcr()
+        if save_vmcr is None or save_vmcr(cpu) is not False:
+            cpu.vgic_vmcr = ich.read_vmcr()
         lrs = cpu.all_lrs
         if lrs_to_save is not None:
             answer = lrs_to_save(cpu)
@@ -97,7 +99,8 @@ def build_vgic_v3_sr(
                 lrs &= answer
         if lrs:
             ich.write_hcr(cpu.vgic_hcr)
-        ich.write_vmcr(cpu.vgic_vmcr)
+        if save_vmcr is None or save_vmcr(cpu) is not False:
+            ich.write_vmcr(cpu.vgic_vmcr)
         vtr = ich.read_vtr()
         if lrs:
             n = NR_APR_REGS[(vtr >> 29) & 7]
