@@ -46,7 +46,7 @@ from .kvm.coproc import (
     v45_tables,
 )
 from .kvm.sys_regs import FindResult
-from .machine import Regs, code_extent
+from .machine import Machine, Regs, code_extent
 from .platform import Platform
 
 RAM_BASE = 0x80000000
@@ -223,6 +223,8 @@ class Machine32:
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_ARM)
         self.uc.ctl_set_cpu_model(a32.UC_CPU_ARM_CORTEX_A15)
         self.regs = Regs32(self.uc)
+        vcpu.read_guest_pc = lambda: self.regs.read(a32.UC_ARM_REG_PC)
+        vcpu.read_guest_insn = lambda pc: Machine.read_insn(self, pc)  # type: ignore[arg-type]
         self._keep: list[Any] = []  # ctypes callbacks must outlive the run
         self._build(code)
 

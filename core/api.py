@@ -143,12 +143,14 @@ def run_guest(
     redist_base: int | None = None,
     extra_plugins: tuple[Any, ...] = (),
     max_instructions: int = 0,
+    observers: tuple[Any, ...] = (),
 ) -> RunResult:
     """Run one guest to completion and return its counts and cycles.
 
     ``timeout`` (seconds of host time, None for none) and ``max_instructions`` bound the
     run, image preparation included; neither ever changes a result, they only stop it.
-    ``extra_plugins`` registers plugin objects directly (for tests and notebooks)."""
+    ``extra_plugins`` registers plugin objects directly (for tests and notebooks);
+    ``observers`` too, but they only watch (a tracer): they are not listed as the run's plugins."""
     from .budget import deadline_after
     from .hooks import Hooks
     from .kvm.arm import Vcpu
@@ -165,7 +167,7 @@ def run_guest(
     plugins = discover()
     selected = parse_selection(patches, plugins, without)
     pm = make_manager(selected, plugins, force=force)
-    for obj in extra_plugins:
+    for obj in (*extra_plugins, *observers):
         pm.register(obj)
     counters = new_counters()
     hooks = Hooks(pm)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -34,12 +35,6 @@ def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
-
-
-def _null() -> Any:
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _dumps(data: Any) -> str:
@@ -258,12 +253,15 @@ def _jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
               help="GICv3 redistributor base address (kvmtool: 0x3fff0000 - nrcpus * 0x20000).")
 @click.option("--check-transparency", is_flag=True,
               help="Also run vanilla and fail (code 9) if the guest saw anything different.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              metavar="FILE", help="Write one JSON line per event, named like the kernel's trace events (kvm_exit, "
+              "kvm_entry, kvm_sys_access, kvm_mmio, kvm_hvc_arm64, kvm_wfx_arm64), with the trapping instruction.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_verbosity
 @handle_errors
 def run(guest: str, platform: str, patches: str, without: tuple[str, ...], force: bool, max_exits: int | None,
         max_instructions: int | None, timeout: float, redist_base: int, check_transparency: bool,
-        as_json: bool) -> None:
+        trace_path: Path | None, as_json: bool) -> None:
     """Run GUEST (a built-in name such as null_hvc, self_sgi, sysreg, null_hvc_2p20,
     self_sgi-1024, or a path to a flat binary for the platform's architecture) and print a perf-stat-like summary:
     cycles:kh, exits observed (the iterations), cycles per iteration, exits by reason and
@@ -284,8 +282,18 @@ def run(guest: str, platform: str, patches: str, without: tuple[str, ...], force
     con_err = _console(stderr=True)
     budgets = {"max_exits": max_exits, "timeout": timeout, "redist_base": redist_base,
                "max_instructions": max_instructions or 0}
-    with con_err.status(f"running {guest} on {pf.name}...") if con_err.is_terminal and not _quiet else _null():
-        r = run_guest(guest, pf, patches=patches, without=without, force=force, **budgets)
+    with contextlib.ExitStack() as stack:
+        observers: tuple[Any, ...] = ()
+        if trace_path is not None:
+            from .trace import Tracer
+
+            try:
+                observers = (Tracer(stack.enter_context(trace_path.open("w"))),)
+            except OSError as e:
+                raise click.BadParameter(f"cannot write {trace_path}: {e.strerror}", param_hint="--trace") from None
+        if con_err.is_terminal and not _quiet:
+            stack.enter_context(con_err.status(f"running {guest} on {pf.name}..."))
+        r = run_guest(guest, pf, patches=patches, without=without, force=force, observers=observers, **budgets)
         problem = None
         if check_transparency:
             base = run_guest(guest, pf, **budgets)

@@ -215,6 +215,9 @@ class Machine:
         self.scan = scan_image(code, deadline=deadline)
         self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         self.regs = Regs(self.uc)
+        # for observers (tracing) only: nothing on the trap path calls these
+        vcpu.read_guest_pc = lambda: self.regs.read(a64.UC_ARM64_REG_PC)
+        vcpu.read_guest_insn = self.read_insn
         self._keep: list[Any] = []  # ctypes callbacks must outlive the run
         self._split: tuple[int, int] | None = None  # a 64-bit MMIO access arrives in two halves
         self._build()
@@ -518,6 +521,13 @@ class Machine:
         self.vcpu.first_entry()
         run_guarded(self, LOAD_ADDR, RUN_UNTIL, max_instructions, a64.UC_ARM64_REG_PC)
         self.vcpu.vcpu_put()
+
+    def read_insn(self, pc: int) -> int | None:
+        """The instruction word at ``pc`` as the guest's memory holds it now (None: unmapped)."""
+        try:
+            return int.from_bytes(self.uc.mem_read(pc, 4), "little")
+        except UcError:
+            return None
 
     def guest_registers(self) -> dict[str, int]:
         regs = {f"x{n}": self.regs.read(XREG[n]) for n in range(31)}

@@ -9,6 +9,7 @@ host's sync and ``handle_exit``, then the flush and the entry half. Read
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BudgetExceeded
@@ -74,6 +75,11 @@ class Vcpu:
         self.on_guest_exit = hooks.ws_guest_exit
         self.on_guest_enter = hooks.ws_guest_enter
         self.system_event = 0  # set when the guest asked for SYSTEM_OFF / SYSTEM_RESET
+        # the machine's accessors for observers (a tracer); never called on the trap path
+        self.read_guest_pc: Callable[[], int] = lambda: 0
+        self.read_guest_insn: Callable[[int], int | None] = lambda pc: None
+        # False while Unicorn reports an MMIO access with the PC of its block's start
+        self.mmio_pc_exact = False
         self.redist_base = redist_base
         self.max_exits = 1 << 62
         self.target_table = generic_v8_target_table()
