@@ -5,12 +5,19 @@ This is the only place counts become cycles.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from .events import Ev
 from .platform import Platform
 
 
-def cycles(counts: list[int], platform: Platform, overrides: dict[str, float] | None = None) -> float:
+def cycles(counts: Sequence[float] | Mapping[str, float], platform: Platform,
+           overrides: dict[str, float] | None = None) -> float:
+    """Price counts: a run's counter array (indexed by :class:`Ev`), or counts by event
+    name (a table cell's per-iteration counts)."""
     units = platform.unit_costs(overrides)
+    if isinstance(counts, Mapping):
+        return sum(units[Ev[name]] * n for name, n in counts.items())
     return sum(u * n for u, n in zip(units, counts))
 
 

@@ -18,7 +18,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from .api import RunResult, run_guest, visible_difference
-from .events import Ev
 from .measurements import load_reference  # noqa: F401 - re-exported
 from .platform import Platform, load_platforms
 
@@ -196,8 +195,10 @@ def ablation_sets(selected: list[str], plugins: dict) -> dict[str, tuple[str, st
 
 
 def price(cell: Cell, platform: Platform) -> float:
-    units = platform.unit_costs()
-    return sum(units[Ev[k]] * v for k, v in cell.counts.items())
+    """A cell's cycles per iteration under ``platform``'s costs (see :mod:`worldswitch.cost`)."""
+    from .cost import cycles
+
+    return cycles(cell.counts, platform)
 
 
 def platforms_in(reference: dict[str, dict[str, float]]) -> list[str]:
