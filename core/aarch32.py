@@ -30,6 +30,7 @@ from unicorn import UC_ARCH_ARM, UC_HOOK_CODE, UC_HOOK_INTR, UC_MODE_ARM, Uc, Uc
 from unicorn import arm_const as a32
 from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC, HOOK_INTR_CFUNC, uc_hook_h, uclib
 
+from .board import Board
 from .budget import check_deadline, run_guarded
 from .errors import GuestFault, GuestImageError, PluginError
 from .events import Ev, Exit
@@ -47,7 +48,6 @@ from .kvm.coproc import (
 )
 from .kvm.sys_regs import FindResult
 from .machine import Machine, Regs, code_extent
-from .platform import Platform
 
 RAM_BASE = 0x80000000
 RAM_SIZE = 0x4000000  # 64 MiB
@@ -68,8 +68,8 @@ class VmmInitError(GuestFault):
 class Vcpu32(Vcpu):
     """struct kvm_vcpu on a 32-bit host: the arm64 vCPU plus the cp15 tables and handlers."""
 
-    def __init__(self, platform: Platform, counters: list[int], hooks: Hooks, redist_base: int) -> None:
-        super().__init__(platform, counters, hooks, redist_base)
+    def __init__(self, board: Board, hooks: Hooks) -> None:
+        super().__init__(board, hooks)
         self.tables = v45_tables()
         hooks.call_setup("ws_coproc_tables", tables=self.tables)
         self.kvm_coproc_table_init()

@@ -181,12 +181,13 @@ def run_guest(
             from .machine import Machine as MachineCls
 
             VcpuCls = Vcpu
+        from .board import build_board
         from .machine import REDIST_DEFAULT, load_image
 
         base = redist_base if redist_base is not None else REDIST_DEFAULT
         check_redist_base(base)
         code = load_image(str(path))
-        vcpu = VcpuCls(pf, counters, hooks, base)
+        vcpu = VcpuCls(build_board(pf, counters, base), hooks)
         if max_exits:
             vcpu.max_exits = max_exits
         machine = MachineCls(code, vcpu, base, deadline)

@@ -33,6 +33,7 @@ from unicorn.unicorn_py3.unicorn import (
     uclib,
 )
 
+from .board import REDIST_DEFAULT
 from .budget import check_deadline, run_guarded
 from .errors import GuestFault, GuestImageError
 from .events import Exit
@@ -47,7 +48,6 @@ MAX_IMAGE = RAM_BASE + RAM_SIZE - LOAD_ADDR
 # emu_start needs an end address; reaching this one (a VA no guest maps) is reported as a fault
 RUN_UNTIL = 1 << 63
 GICC_BASE, GICC_SIZE = 0x3FFD0000, 0x20000
-REDIST_DEFAULT = 0x3FBF0000
 REDIST_SIZE = 0x20000  # one vCPU: RD_base and SGI_base frames
 
 EXCP_UDEF, EXCP_HVC, EXCP_SMC = 1, 11, 13
@@ -311,7 +311,7 @@ class Machine:
                 if serve is not None:
                     return serve
             elif pf.host_gic == 3 and key == (3, 0, 12, 12, 5) and site.is_read:
-                ich = self.vcpu.ich
+                ich = self.vcpu.hyp_if
                 return lambda: ich.sre_el1  # a GICv2 guest sees SRE clear: no sysreg interface
             return self._unknown_sysreg
         if key == (3, 0, 0, 4, 0) and site.is_read:

@@ -31,6 +31,7 @@ from unicorn import UC_ARCH_ARM, UC_HOOK_INTR, UC_MODE_ARM, Uc, UcError
 from unicorn import arm_const as a32
 from worldswitch.aarch32 import Machine32, Vcpu32, VmmInitError
 from worldswitch.api import run_guest
+from worldswitch.board import build_board
 from worldswitch.errors import PluginError, WorldswitchError
 from worldswitch.events import new_counters
 from worldswitch.hooks import Hooks
@@ -166,7 +167,7 @@ PROBE = [
 
 def test_machine_emulates_and_skips_cp15_instructions():
     code = b"".join(w.to_bytes(4, "little") for w in PROBE)
-    vcpu = Vcpu32(get_platform(PF), new_counters(), Hooks(), 0)
+    vcpu = Vcpu32(build_board(get_platform(PF), new_counters()), Hooks())
     m = Machine32(code, vcpu)
     # a natively executed MRC would read this back instead of KVM's RAZ
     m.uc.reg_write(a32.UC_ARM_REG_CP_REG, (15, 0, 0, 9, 12, 0, 5, 3))

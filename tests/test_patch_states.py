@@ -16,11 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from worldswitch.board import build_board
 from worldswitch.events import Exit, new_counters
 from worldswitch.hooks import Hooks
 from worldswitch.hw.vcpu_if import SPURIOUS
 from worldswitch.kvm.arm import Vcpu
-from worldswitch.machine import REDIST_DEFAULT
 from worldswitch.platform import get_platform
 from worldswitch.plugin import discover, make_manager, parse_selection
 
@@ -38,8 +38,8 @@ HOSTS = {
 
 def vcpu_for(platform: str, patches: str) -> Vcpu:
     plugins = discover()
-    vcpu = Vcpu(get_platform(platform), new_counters(), Hooks(make_manager(parse_selection(patches, plugins),
-                                                                            plugins)), REDIST_DEFAULT)
+    hooks = Hooks(make_manager(parse_selection(patches, plugins), plugins))
+    vcpu = Vcpu(build_board(get_platform(platform), new_counters()), hooks)
     vcpu.first_entry()
     dist = vcpu.dist
     # the guest enabled its CPU interface (both groups, lowest priority mask: the hardware

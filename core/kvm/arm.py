@@ -20,9 +20,8 @@ from ..events import (
     WORLD_SWITCH,
 )
 from ..hooks import Hooks
-from ..host import GicV2Irqchip, GicV3Irqchip
-from ..hw.gic_v2 import GicDistributor, GicH, GicV
-from ..hw.gic_v3 import GicRedistributor, IchInterface, IcvInterface
+from ..hw.gic_v2 import GicV
+from ..hw.gic_v3 import IcvInterface
 from . import arch_timer
 from .handle_exit import arm_exit_handlers
 from .hyp.vgic_v2_sr import build_vgic_v2_sr
@@ -41,7 +40,7 @@ from .vgic.vgic_v2_emul import vgic_dist_ranges
 from .vgic.vgic_v3_emul import vgic_redist_ranges, vgic_v3_dist_ranges
 
 if TYPE_CHECKING:
-    from ..platform import Platform
+    from ..board import Board
 
 # __sysreg_save_state / __sysreg_restore_state move 22 EL1 system registers plus
 # SP_EL0, ELR_EL2, SPSR_EL2, SP_EL1, ELR_EL1 and SPSR_EL1; each half of the round trip
@@ -62,9 +61,9 @@ class Vcpu:
     (GICC through GICV, or ICC through ICV) and which vgic emulation serves it.
     """
 
-    def __init__(self, platform: Platform, counters: list[int], hooks: Hooks, redist_base: int) -> None:
-        self.platform = platform
-        self.c = counters
+    def __init__(self, board: Board, hooks: Hooks) -> None:
+        platform = self.platform = board.platform
+        counters = self.c = board.counters
         self.hooks = hooks
         self.exits = [0] * 64  # by exception class
         self.entries = 0
@@ -80,36 +79,28 @@ class Vcpu:
         self.read_guest_insn: Callable[[int], int | None] = lambda pc: None
         # False while Unicorn reports an MMIO access with the PC of its block's start
         self.mmio_pc_exact = False
-        self.redist_base = redist_base
+        self.redist_base = board.redist_base
         self.max_exits = 1 << 62
         self.target_table = generic_v8_target_table()
         self.sys_reg_descs = load_sys_reg_descs()
         # memoised table searches: one dict per table (by id), keyed by what is looked up
         self._search_cache: dict[int, dict[Any, FindResult]] = {}
-        self.gicv: GicV | None = None
-        self.icv: IcvInterface | None = None
+        # the hardware, built by the board: reached only through its accessors
+        self.hyp_if: Any = board.hyp_if
+        self.host_irqchip: Any = board.host_irqchip
+        self.gicv: GicV | None = board.gicv
+        self.icv: IcvInterface | None = board.icv
         nr_lr, pri = platform.nr_lr, platform.nr_pri_bits
         # Patches 7-11 and 13-17 change arch/arm64/kvm/hyp; a 32-bit host saves and
         # restores the vgic in its own assembly (arch/arm/kvm/interrupts_head.S) with the
         # same v4.5 access sequence, which the series leaves alone.
         sr_hooks = self.sr_hooks = hooks if platform.arch == "aarch64" else Hooks(None)
         if platform.host_gic == 2:
-            self.gich = GicH(counters, nr_lr)
-            self.hyp_if: Any = self.gich
             self.vgic_cpu: Any = VgicV2Cpu(nr_lr)
             self.vgic_save, self.vgic_restore = build_vgic_v2_sr(sr_hooks)
-            self.host_irqchip: Any = GicV2Irqchip(counters, GicDistributor(counters))
-            self.gicv = GicV(counters, self.gich.lrf)
         else:
-            self.ich = IchInterface(counters, nr_lr, pri)
-            self.hyp_if = self.ich
             self.vgic_cpu = VgicV3Cpu(nr_lr, pri, vgic_sre=1 if platform.guest_gic == 3 else 0)
             self.vgic_save, self.vgic_restore = build_vgic_v3_sr(sr_hooks)
-            self.host_irqchip = GicV3Irqchip(counters, GicRedistributor(counters))
-            if platform.guest_gic == 3:
-                self.icv = IcvInterface(counters, self.ich)
-            else:
-                self.gicv = GicV(counters, self.ich.lrf)
         self.dist = VgicDist(counters, self.vgic_cpu, platform.guest_gic)
         if platform.guest_gic == 2:
             self.dist_ranges: list[MmioRange] = vgic_dist_ranges()
