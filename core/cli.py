@@ -614,7 +614,8 @@ def platforms(as_json: bool) -> None:
 @handle_errors
 def plugins(as_json: bool) -> None:
     """List every installed plugin, built-in and third-party: name, patch, kind,
-    requirements, the hooks it implements, and its version."""
+    requirements, the hooks it implements, whether it can change a count at all
+    (a rename or a refactor cannot), and its version."""
     from .plugin import discover, implemented_hooks
 
     found = discover()
@@ -623,6 +624,7 @@ def plugins(as_json: bool) -> None:
         m = info.meta
         rows.append({"name": name, "patch": m.patch, "title": m.title, "subsystem": m.subsystem, "kind": m.kind,
                      "requires": list(m.requires), "hooks": implemented_hooks(info.module),
+                     "countable": m.countable,
                      "builtin": info.builtin, "version": m.version or info.dist_version,
                      "entry_point": info.entry_point, "force_note": m.force_note})
     if as_json:
@@ -634,8 +636,9 @@ def plugins(as_json: bool) -> None:
     for col in ("patch", "name", "kind", "subsystem", "requires", "hooks", "version", "source"):
         t.add_column(col, no_wrap=col == "name", overflow="fold")
     for r in rows:
-        t.add_row(str(r["patch"] or "-"), r["name"], r["kind"], r["subsystem"], ", ".join(r["requires"]) or "-",
-                  ", ".join(r["hooks"]), r["version"], "built-in" if r["builtin"] else "third-party")
+        t.add_row(str(r["patch"] or "-"), r["name"], r["kind"] + ("" if r["countable"] else " (no count changes)"),
+                  r["subsystem"], ", ".join(r["requires"]) or "-", ", ".join(r["hooks"]) or "-", r["version"],
+                  "built-in" if r["builtin"] else "third-party")
     _console().print(t)
 
 

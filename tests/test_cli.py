@@ -135,6 +135,8 @@ def test_listings() -> None:
     assert code == 0 and sorted(r["patch"] for r in rows if r["patch"]) == list(range(1, 18))
     live = next(r for r in rows if r["name"] == "vgic-v2-live-lrs")
     assert live["hooks"] == ["ws_vgic_lrs_to_restore", "ws_vgic_lrs_to_save"] and live["kind"] == "optimization"
+    # patches 4 (a rename) and 9 (a refactor) say that they change nothing countable
+    assert {r["patch"] for r in rows if r["builtin"] and not r["countable"]} == {4, 9}
     assert "vgic-v2-live-lrs" in invoke("plugins")[1]
     code, out, _ = invoke("platforms", "--json")
     pfs = json.loads(out)
