@@ -188,3 +188,44 @@ def test_the_patches_save_accesses_in_these_states(platform: str) -> None:
         drained_not_refilled(vcpu, [])
         counts[patches] = sum(vcpu.c)
     assert counts["series"] < counts["none"]
+
+
+# ---- the steps' own decisions, access by access ------------------------------------------
+def _hyp(hyp_gic: int, nr_lr: int) -> tuple[Any, Any, list[int], Any]:
+    """(step module, hardware interface, its counters, the in-memory shadow)."""
+    from worldswitch.hw.gic_v2 import GicH
+    from worldswitch.hw.gic_v3 import IchInterface
+    from worldswitch.kvm.hyp import vgic_v2_sr, vgic_v3_sr
+    from worldswitch.kvm.vgic.vgic import VgicV2Cpu, VgicV3Cpu
+
+    counters = new_counters()
+    if hyp_gic == 2:
+        return vgic_v2_sr, GicH(counters, nr_lr), counters, VgicV2Cpu(nr_lr)
+    return vgic_v3_sr, IchInterface(counters, nr_lr, 5), counters, VgicV3Cpu(nr_lr, 5, 1)
+
+
+@pytest.mark.parametrize(("hyp_gic", "nr_lr", "eisr_regs"), [(2, 4, 1), (2, 33, 2), (2, 64, 2), (3, 4, 1), (3, 16, 1)])
+@pytest.mark.parametrize(("expect_mi", "eoi_pending", "reads"), [
+    (None, False, "misr+eisr"),  # v4.5: both, always
+    (None, True, "misr+eisr"),
+    (True, False, "misr"),  # patches 8/14: EISR only when MISR reports an EOI
+    (True, True, "misr+eisr"),
+    (False, True, ""),  # nothing can be pending: neither is read
+])
+def test_save_maint_int_state_reads(hyp_gic: int, nr_lr: int, eisr_regs: int, expect_mi: bool | None,
+                                    eoi_pending: bool, reads: str) -> None:
+    step, hw, counters, cpu = _hyp(hyp_gic, nr_lr)
+    if eoi_pending:  # an LR emptied by the guest that asked for an EOI notification
+        hw.lrf.lr[nr_lr - 1] = 1 << hw.lrf.codec.eoi_bit
+    step.save_maint_int_state(cpu, hw, expect_mi)
+    expected = ("misr" in reads) + ("eisr" in reads) * eisr_regs
+    assert sum(counters) == expected
+    eoi = eoi_pending and bool(reads)
+    assert cpu.vgic_misr == int(eoi) and cpu.vgic_eisr == (eoi << (nr_lr - 1))
+
+
+@pytest.mark.parametrize(("nr_lr", "regs"), [(4, 1), (32, 1), (33, 2), (64, 2)])
+def test_save_elrsr_reads_one_register_per_32_lrs(nr_lr: int, regs: int) -> None:
+    step, hw, counters, cpu = _hyp(2, nr_lr)
+    step.save_elrsr(cpu, hw)
+    assert sum(counters) == regs and cpu.vgic_elrsr == (1 << (32 * regs)) - 1  # unimplemented LRs read empty
