@@ -229,3 +229,41 @@ def test_save_elrsr_reads_one_register_per_32_lrs(nr_lr: int, regs: int) -> None
     step, hw, counters, cpu = _hyp(2, nr_lr)
     step.save_elrsr(cpu, hw)
     assert sum(counters) == regs and cpu.vgic_elrsr == (1 << (32 * regs)) - 1  # unimplemented LRs read empty
+
+
+@pytest.mark.parametrize(("pri_bits", "apr_regs"), [(5, 1), (6, 2), (7, 4), (8, 4)])
+def test_apr_group_size_follows_the_priority_bits(pri_bits: int, apr_regs: int) -> None:
+    """The kernel's switch on ICH_VTR_EL2.PRIbits: 5 bits -> 1 AP0Rn/AP1Rn, 6 -> 2, 7 -> 4."""
+    from worldswitch.events import ICH_READ, ICH_WRITE
+    from worldswitch.hw.gic_v3 import IchInterface
+    from worldswitch.kvm.hyp.vgic_v3_sr import build_vgic_v3_sr
+    from worldswitch.kvm.vgic.vgic import VgicV3Cpu
+
+    counters = new_counters()
+    ich, cpu = IchInterface(counters, 4, pri_bits), VgicV3Cpu(4, pri_bits, 1)
+    save, restore = build_vgic_v3_sr(Hooks())
+    restore(cpu, ich)
+    writes = counters[ICH_WRITE]
+    save(cpu, ich)
+    # W HCR, VMCR, 4 LRs plus both APR groups; R VMCR, MISR, EISR, ELRSR, VTR, 4 LRs plus both APR groups
+    assert writes == 2 + 4 + 2 * apr_regs and counters[ICH_READ] - 1 == 5 + 4 + 2 * apr_regs
+
+
+@pytest.mark.parametrize(("hyp_gic", "lr_bits", "uie", "expected"), [
+    (2, ("eoi",), False, True),  # a level interrupt asked to be told of its EOI
+    (2, ("eoi", "hw"), False, False),  # a hardware interrupt deactivates the physical one: no notification
+    (2, (), False, False),
+    (2, (), True, True),  # underflow requested
+    (3, ("eoi",), False, True),
+    (3, ("eoi", "hw"), False, False),
+    (3, (), True, True),
+])
+def test_expect_mi(hyp_gic: int, lr_bits: tuple[str, ...], uie: bool, expected: bool) -> None:
+    from worldswitch.plugins.vgic.maint_on_demand import expect_mi
+
+    _, _, _, cpu = _hyp(hyp_gic, 4)
+    for bit in lr_bits:
+        cpu.vgic_lr[2] |= 1 << getattr(cpu.lr, f"{bit}_bit")
+    cpu.vgic_hcr |= 2 if uie else 0
+    assert expect_mi(cpu, 0b0100) is expected
+    assert expect_mi(cpu, 0b1011) is uie  # the LR is not among those saved
