@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from . import narrow
+
 if TYPE_CHECKING:
     from ...hooks import Hooks
     from ...hw.gic_v2 import GicH
@@ -70,11 +72,7 @@ def build_vgic_v2_sr(hooks: Hooks) -> tuple[Callable[[VgicV2Cpu, GicH], None], C
     def vgic_v2_save_state(cpu: VgicV2Cpu, gich: GicH) -> None:
         if save_vmcr is None or save_vmcr(cpu) is not False:
             cpu.vgic_vmcr = gich.read_vmcr()
-        lrs = cpu.all_lrs
-        if lrs_to_save is not None:
-            answer = lrs_to_save(cpu)
-            if answer is not None:
-                lrs &= answer
+        lrs = cpu.all_lrs if lrs_to_save is None else narrow(cpu.all_lrs, lrs_to_save(cpu))
         if not lrs:
             # nothing in flight: the hardware state is known without reading it
             cpu.vgic_misr = cpu.vgic_eisr = cpu.vgic_apr = 0
@@ -84,20 +82,12 @@ def build_vgic_v2_sr(hooks: Hooks) -> tuple[Callable[[VgicV2Cpu, GicH], None], C
         save_elrsr(cpu, gich)
         cpu.vgic_apr = gich.read_apr()
         gich.write_hcr(0)
-        read = lrs
-        if lrs_to_read is not None:
-            answer = lrs_to_read(cpu, lrs)
-            if answer is not None:
-                read &= answer
+        read = lrs if lrs_to_read is None else narrow(lrs, lrs_to_read(cpu, lrs))
         save_lrs(cpu, gich, lrs, read, 0 if lrs_to_wipe is None else lrs & (lrs_to_wipe(cpu, lrs) or 0))
 
     def vgic_v2_restore_state(cpu: VgicV2Cpu, gich: GicH) -> None:
         live = cpu.live_mask()
-        lrs = cpu.all_lrs
-        if lrs_to_restore is not None:
-            answer = lrs_to_restore(cpu, live)
-            if answer is not None:
-                lrs &= answer
+        lrs = cpu.all_lrs if lrs_to_restore is None else narrow(cpu.all_lrs, lrs_to_restore(cpu, live))
         if lrs:
             gich.write_hcr(cpu.vgic_hcr)
         if save_vmcr is None or save_vmcr(cpu) is not False:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...hw.gic_v3 import ICC_SRE_ENABLE
+from . import narrow
 
 if TYPE_CHECKING:
     from ...hooks import Hooks
@@ -60,22 +61,14 @@ def build_vgic_v3_sr(
     def vgic_v3_save_state(cpu: VgicV3Cpu, ich: IchInterface) -> None:
         if save_vmcr is None or save_vmcr(cpu) is not False:
             cpu.vgic_vmcr = ich.read_vmcr()
-        lrs = cpu.all_lrs
-        if lrs_to_save is not None:
-            answer = lrs_to_save(cpu)
-            if answer is not None:
-                lrs &= answer
+        lrs = cpu.all_lrs if lrs_to_save is None else narrow(cpu.all_lrs, lrs_to_save(cpu))
         if lrs:
             save_maint_int_state(cpu, ich, None if expect_mi is None else expect_mi(cpu, lrs))
             cpu.vgic_elrsr = ich.read_elrsr()
             ich.write_hcr(0)
             vtr = ich.read_vtr()
             lrs &= (2 << (vtr & 0xF)) - 1  # max_lr_idx bounds the kernel's switch
-            read = lrs
-            if lrs_to_read is not None:
-                answer = lrs_to_read(cpu, lrs)
-                if answer is not None:
-                    read &= answer
+            read = lrs if lrs_to_read is None else narrow(lrs, lrs_to_read(cpu, lrs))
             save_lrs(cpu, ich, lrs, read, 0 if lrs_to_wipe is None else lrs & (lrs_to_wipe(cpu, lrs) or 0))
             n = NR_APR_REGS[(vtr >> 29) & 7]
             if ap0rn_in_use(cpu):
@@ -92,11 +85,7 @@ def build_vgic_v3_sr(
     def vgic_v3_restore_state(cpu: VgicV3Cpu, ich: IchInterface) -> None:
         ich.write_sre_el1(cpu.vgic_sre)
         live = cpu.live_mask()
-        lrs = cpu.all_lrs
-        if lrs_to_restore is not None:
-            answer = lrs_to_restore(cpu, live)
-            if answer is not None:
-                lrs &= answer
+        lrs = cpu.all_lrs if lrs_to_restore is None else narrow(cpu.all_lrs, lrs_to_restore(cpu, live))
         if lrs:
             ich.write_hcr(cpu.vgic_hcr)
         if save_vmcr is None or save_vmcr(cpu) is not False:
