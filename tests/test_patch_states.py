@@ -16,13 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from worldswitch.api import run_guest
 from worldswitch.board import build_board
 from worldswitch.events import Exit, new_counters
 from worldswitch.hooks import Hooks
 from worldswitch.hw.vcpu_if import SPURIOUS
 from worldswitch.kvm.arm import Vcpu
 from worldswitch.platform import get_platform
-from worldswitch.plugin import discover, make_manager, parse_selection
+from worldswitch.plugin import discover, hookimpl, make_manager, parse_selection
 
 HVC = (Exit.HVC64 << 26) | (1 << 25)
 PSCI_VERSION = 0x84000000
@@ -267,3 +268,45 @@ def test_expect_mi(hyp_gic: int, lr_bits: tuple[str, ...], uie: bool, expected: 
     cpu.vgic_hcr |= 2 if uie else 0
     assert expect_mi(cpu, 0b0100) is expected
     assert expect_mi(cpu, 0b1011) is uie  # the LR is not among those saved
+
+
+class DeferVmcr:
+    @hookimpl
+    def ws_vgic_save_vmcr(self, vgic_cpu):
+        return False
+
+
+@pytest.mark.parametrize(("platform", "read", "write"), [("A", "GICH_READ", "GICH_WRITE"),
+                                                         ("C-v2", "ICH_READ", "ICH_WRITE"),
+                                                         ("C-v3", "ICH_READ", "ICH_WRITE")])
+def test_vmcr_deferred_to_load_and_put(platform: str, read: str, write: str) -> None:
+    base = run_guest("self_sgi-256", platform)
+    mine = run_guest("self_sgi-256", platform, extra_plugins=(DeferVmcr(),))
+    assert mine.guest_visible == base.guest_visible
+    exits = sum(base.exits.values())  # as many entries: the first one and a re-entry per exit but the last
+    assert base.counts[read] - mine.counts[read] == exits - 1  # one read at put instead of one per exit
+    assert base.counts[write] - mine.counts[write] == exits - 1  # one write at load instead of one per entry
+
+
+@pytest.mark.parametrize(("platform", "patches"), [("C-v3", str(n)) for n in range(7, 12)]
+                         + [("A", str(n)) for n in range(13, 18)] + [("C-v3", "17")])
+def test_a_patch_of_another_hosts_code_changes_nothing(platform: str, patches: str) -> None:
+    assert run_guest("self_sgi-256", platform, patches=patches, force=True).counts == \
+        run_guest("self_sgi-256", platform).counts
+
+
+def test_an_idle_exit_leaves_no_active_priority_behind() -> None:
+    """Nothing in flight: every APR the restore may write later reads as idle (7 priority
+    bits: four AP0Rn and four AP1Rn)."""
+    from worldswitch.hw.gic_v3 import IchInterface
+    from worldswitch.kvm.hyp.vgic_v3_sr import build_vgic_v3_sr
+    from worldswitch.kvm.vgic.vgic import VgicV3Cpu
+
+    hooks = Hooks()
+    hooks.ws_vgic_lrs_to_save = lambda cpu: 0  # a plugin says no LR is in flight
+    save, _ = build_vgic_v3_sr(hooks)
+    cpu = VgicV3Cpu(4, 7, 1)
+    cpu.vgic_ap0r[:], cpu.vgic_ap1r[:] = [1, 2, 3, 4], [5, 6, 7, 8]
+    save(cpu, IchInterface(new_counters(), 4, 7))
+    assert cpu.vgic_ap0r == cpu.vgic_ap1r == [0, 0, 0, 0]
+    assert cpu.vgic_misr == cpu.vgic_eisr == 0 and cpu.vgic_elrsr == 0xFFFF

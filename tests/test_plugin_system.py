@@ -297,20 +297,3 @@ def test_guest_exit_hook_sees_the_decoded_syndrome() -> None:
     plain = run_guest("self_sgi-256", "A")
     assert seen.counts == plain.counts and seen.guest_visible == plain.guest_visible
 
-
-class DeferVmcr:
-    @hookimpl
-    def ws_vgic_save_vmcr(self, vgic_cpu):
-        return False
-
-
-@pytest.mark.parametrize(("platform", "read", "write"), [("A", "GICH_READ", "GICH_WRITE"),
-                                                         ("C-v2", "ICH_READ", "ICH_WRITE"),
-                                                         ("C-v3", "ICH_READ", "ICH_WRITE")])
-def test_vmcr_deferred_to_load_and_put(platform: str, read: str, write: str) -> None:
-    base = run_guest("self_sgi-256", platform)
-    mine = run_guest("self_sgi-256", platform, extra_plugins=(DeferVmcr(),))
-    assert mine.guest_visible == base.guest_visible
-    exits = sum(base.exits.values())  # as many entries: the first one and a re-entry per exit but the last
-    assert base.counts[read] - mine.counts[read] == exits - 1  # one read at put instead of one per exit
-    assert base.counts[write] - mine.counts[write] == exits - 1  # one write at load instead of one per entry
