@@ -205,7 +205,8 @@ def _hyp(hyp_gic: int, nr_lr: int) -> tuple[Any, Any, list[int], Any]:
     return vgic_v3_sr, IchInterface(counters, nr_lr, 5), counters, VgicV3Cpu(nr_lr, 5, 1)
 
 
-@pytest.mark.parametrize(("hyp_gic", "nr_lr", "eisr_regs"), [(2, 4, 1), (2, 33, 2), (2, 64, 2), (3, 4, 1), (3, 16, 1)])
+@pytest.mark.parametrize(("hyp_gic", "nr_lr", "eisr_regs"),
+                         [(2, 4, 1), (2, 32, 1), (2, 33, 2), (2, 64, 2), (3, 4, 1), (3, 16, 1)])
 @pytest.mark.parametrize(("expect_mi", "eoi_pending", "reads"), [
     (None, False, "misr+eisr"),  # v4.5: both, always
     (None, True, "misr+eisr"),
@@ -228,8 +229,29 @@ def test_save_maint_int_state_reads(hyp_gic: int, nr_lr: int, eisr_regs: int, ex
 @pytest.mark.parametrize(("nr_lr", "regs"), [(4, 1), (32, 1), (33, 2), (64, 2)])
 def test_save_elrsr_reads_one_register_per_32_lrs(nr_lr: int, regs: int) -> None:
     step, hw, counters, cpu = _hyp(2, nr_lr)
+    busy = {0, nr_lr - 1}  # one LR in use in each ELRSR word: the two words differ
+    for i in busy:
+        hw.lrf.lr[i] = 1 << hw.lrf.codec.state_shift  # pending
     step.save_elrsr(cpu, hw)
-    assert sum(counters) == regs and cpu.vgic_elrsr == (1 << (32 * regs)) - 1  # unimplemented LRs read empty
+    empty = ((1 << (32 * regs)) - 1) & ~sum(1 << i for i in busy)  # unimplemented LRs read empty
+    assert sum(counters) == regs and cpu.vgic_elrsr == empty
+
+
+@pytest.mark.parametrize("nr_lr", [1, 2, 4, 16])
+def test_v3_save_reads_every_implemented_lr(nr_lr: int) -> None:
+    """max_lr_idx, from ICH_VTR_EL2.ListRegs, bounds the LRs the entry writes and the exit reads."""
+    from worldswitch.events import ICH_READ, ICH_WRITE
+    from worldswitch.kvm.hyp.vgic_v3_sr import build_vgic_v3_sr
+
+    _, ich, counters, cpu = _hyp(3, nr_lr)
+    save, restore = build_vgic_v3_sr(Hooks())
+    restore(cpu, ich)
+    # HCR, VMCR, AP1R0, AP0R0 (5 priority bits), then every LR
+    assert counters[ICH_WRITE] == 4 + nr_lr
+    counters[ICH_READ] = 0
+    save(cpu, ich)
+    # VMCR, MISR, EISR, ELRSR, VTR, every LR, AP0R0, AP1R0
+    assert counters[ICH_READ] == 5 + nr_lr + 2
 
 
 @pytest.mark.parametrize(("pri_bits", "apr_regs"), [(5, 1), (6, 2), (7, 4), (8, 4)])
