@@ -65,12 +65,12 @@ class VgicV2Cpu(VgicCpuIf):
 
     hyp_gic = 2  # saved and restored by vgic-v2-sr.c through GICH
     lr = V2_LR  # the list-register layout, shared with the hardware model and the plugins
-    # LR layout helpers for the generic code
-    state_shift = 28
-    eoi_bit = 1 << 19
+    # the layout's fields, for the generic code (declared once, in the codec)
+    state_shift = V2_LR.state_shift
+    eoi_bit = 1 << V2_LR.eoi_bit
 
     def build_lr(self, irq: int, source: int, state: int, eoi: bool) -> int:
-        return irq | (source << 10) | (state << 28) | (self.eoi_bit if eoi else 0)
+        return irq | (source << 10) | (state << self.state_shift) | (self.eoi_bit if eoi else 0)
 
     def lr_irq(self, lr: int) -> int:
         return lr & 0x3FF
@@ -95,13 +95,13 @@ class VgicV3Cpu(VgicCpuIf):
 
     hyp_gic = 3  # saved and restored by vgic-v3-sr.c through ICH_*_EL2
     lr = V3_LR
-    state_shift = 62
-    eoi_bit = 1 << 41
+    state_shift = V3_LR.state_shift
+    eoi_bit = 1 << V3_LR.eoi_bit
 
     def build_lr(self, irq: int, source: int, state: int, eoi: bool) -> int:
-        lr = irq | (state << 62) | (self.eoi_bit if eoi else 0)
+        lr = irq | (state << self.state_shift) | (self.eoi_bit if eoi else 0)
         if self.vgic_sre:
-            lr |= 1 << 60  # a GICv3 guest's interrupts are Group 1
+            lr |= 1 << V3_LR.group_bit  # a GICv3 guest's interrupts are Group 1
         else:
             lr |= source << 10  # the GICv2 model reports the SGI source in the ID
         return lr
