@@ -151,6 +151,22 @@ def test_plugins_edit_tables():
     assert not hasattr(t["cp15_regs"].entries[0], "is_64")
 
 
+def test_cp15_bsearch_finds_every_entry_of_every_table():
+    """Patch 5's key (reg_to_match_value) must be one-to-one: a binary search for each
+    entry's own encoding finds that entry, in every table it searches."""
+    from worldswitch.kvm.coproc import CoprocParams
+    from worldswitch.plugins.sysregs import cp15_bsearch
+
+    t = v45_tables()
+    sort_invariant.ws_coproc_tables(t)
+    rename_is64bit.ws_coproc_tables(t)
+    for table in t.values():
+        for entry in table.entries:
+            params = CoprocParams(entry.CRn, entry.CRm, entry.Op1, entry.Op2, entry.is_64bit, False)
+            found = cp15_bsearch.ws_find_coproc_reg(params, table)
+            assert found.entry is entry, (table.name, entry.name)
+
+
 # ---- the machine: MCR/MRC/MCRR sites really trap and are skipped ----------------------------
 PROBE = [
     0xE3A01005,  # mov r1, #5

@@ -332,3 +332,14 @@ def test_an_idle_exit_leaves_no_active_priority_behind() -> None:
     save(cpu, IchInterface(new_counters(), 4, 7))
     assert cpu.vgic_ap0r == cpu.vgic_ap1r == [0, 0, 0, 0]
     assert cpu.vgic_misr == cpu.vgic_eisr == 0 and cpu.vgic_elrsr == 0xFFFF
+
+
+def test_sys_reg_bsearch_finds_every_entry() -> None:
+    """Patch 1's key must be one-to-one: each entry of both tables is found by its own encoding."""
+    from worldswitch.kvm.sys_regs import SysRegParams, generic_v8_target_table, load_sys_reg_descs
+    from worldswitch.plugins.sysregs import bsearch
+
+    for table in (load_sys_reg_descs(), generic_v8_target_table()):
+        for entry in table.entries:
+            params = SysRegParams(entry.op0, entry.op1, entry.crn, entry.crm, entry.op2, False, 0)
+            assert bsearch.ws_find_sys_reg(params, table).entry is entry, (table.name, entry.name)
