@@ -46,6 +46,7 @@ from .kvm.coproc import (
     trapped_encodings,
     v45_tables,
 )
+from .kvm.psci import PSCI_TAKES_ARGS
 from .kvm.sys_regs import FindResult
 from .machine import Machine, Regs, code_extent
 
@@ -56,7 +57,7 @@ EXCP_HVC = 11
 SCR_HCE = 1 << 8
 ESR_IL = 1 << 25
 EC_CP15_64 = 0x04  # events.Exit has no CP15_64 member yet
-PSCI_NEEDS_R1 = {0x84000003, 0x84000004}
+ARG_REGS = (a32.UC_ARM_REG_R1, a32.UC_ARM_REG_R2, a32.UC_ARM_REG_R3)
 RREG = [getattr(a32, f"UC_ARM_REG_R{n}") for n in range(13)] + [a32.UC_ARM_REG_SP, a32.UC_ARM_REG_LR]
 _SYSREG_TRAP = int(Ev.SYSREG_TRAP)
 
@@ -226,6 +227,7 @@ class Machine32:
         vcpu.read_guest_pc = lambda: self.regs.read(a32.UC_ARM_REG_PC)
         vcpu.read_guest_insn = lambda pc: Machine.read_insn(self, pc)  # type: ignore[arg-type]
         self._keep: list[Any] = []  # ctypes callbacks must outlive the run
+        self._insn_buf = ctypes.create_string_buffer(8)
         self._build(code)
 
     def _hook(self, kind: int, cb: Any, begin: int = 1, end: int = 0, ud: int = 0) -> None:
@@ -284,7 +286,7 @@ class Machine32:
                 pc = regs.read(a32.UC_ARM_REG_PC)
                 raise GuestFault(f"guest raised exception {intno} at pc 0x{pc:x}; worldswitch does not model that")
             r0 = regs.read(a32.UC_ARM_REG_R0)
-            args = [r0, regs.read(a32.UC_ARM_REG_R1) if r0 in PSCI_NEEDS_R1 else 0]
+            args = [r0, *((regs.read(r) for r in ARG_REGS) if r0 in PSCI_TAKES_ARGS else (0, 0, 0))]
             esr = self.hvc_esr
             if self.hvc_esr_varies:
                 esr = (Exit.HVC32 << 26) | ESR_IL | self.hvc_imms.get(regs.read(a32.UC_ARM_REG_PC), 0)

@@ -28,9 +28,19 @@ def _make_logger(level: int) -> Any:
 _logger = _make_logger(logging.WARNING)
 
 
+# Guest-caused warnings (what KVM would pr_warn, what lkvm ignores) go to stderr as they
+# happen, once each; they are also kept in the result. ``-q`` silences them.
+_quiet_warnings = False
+
+
+def _warn(msg: str) -> None:
+    print(f"worldswitch: warning: {msg}", file=sys.stderr, flush=True)
+
+
 def set_log_level(level: int) -> None:
-    global _logger
+    global _logger, _quiet_warnings
     _logger = _make_logger(level)
+    _quiet_warnings = level > logging.WARNING
 
 
 @dataclass
@@ -46,6 +56,7 @@ class RunResult:
     guest_visible: dict[str, Any]
     wall_seconds: float = field(compare=False, default=0.0)
     forced: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,13 +155,15 @@ def run_guest(
     extra_plugins: tuple[Any, ...] = (),
     max_instructions: int = 0,
     observers: tuple[Any, ...] = (),
+    vm: Any = None,
 ) -> RunResult:
     """Run one guest to completion and return its counts and cycles.
 
     ``timeout`` (seconds of host time, None for none) and ``max_instructions`` bound the
     run, image preparation included; neither ever changes a result, they only stop it.
     ``extra_plugins`` registers plugin objects directly (for tests and notebooks);
-    ``observers`` too, but they only watch (a tracer): they are not listed as the run's plugins."""
+    ``observers`` too, but they only watch (a tracer): they are not listed as the run's plugins.
+    ``vm`` is a :class:`worldswitch.machine.VmConfig` (lkvm's ``--mem``, ``--params``, ...)."""
     from .budget import deadline_after
     from .hooks import Hooks
     from .kvm.arm import Vcpu
@@ -182,15 +195,19 @@ def run_guest(
 
             VcpuCls = Vcpu
         from .board import build_board
-        from .machine import REDIST_DEFAULT, load_image
+        from .machine import LOAD_OFFSET, REDIST_DEFAULT, VmConfig, load_image
 
         base = redist_base if redist_base is not None else REDIST_DEFAULT
         check_redist_base(base)
-        code = load_image(str(path))
+        vm = vm or VmConfig()
+        code = load_image(str(path), (vm.mem_mb << 20) - LOAD_OFFSET)
         vcpu = VcpuCls(build_board(pf, counters, base), hooks)
+        if not _quiet_warnings:
+            vcpu.warn = _warn
         if max_exits:
             vcpu.max_exits = max_exits
-        machine = MachineCls(code, vcpu, base, deadline)
+        machine = MachineCls(code, vcpu, base, deadline, vm) if pf.arch == "aarch64" else MachineCls(
+            code, vcpu, base, deadline)
         t0 = time.perf_counter()
         machine.run(max_instructions)
         wall = time.perf_counter() - t0
@@ -218,10 +235,13 @@ def run_guest(
         "eois": lrf.eois if lrf else 0,
         "exits": {EXIT_NAMES.get(k, hex(k)): v for k, v in sorted(exits.items())},
         "system_event": vcpu.system_event,
+        "console": machine.console() if hasattr(machine, "console") else "",
     }
+    if vcpu.clock.used:  # what the guest saw depends on time: transparency is checked on the guest clock
+        visible["clock_used"] = True
     return RunResult(
         guest=name, platform=pf.name, plugins=selected + [type(o).__name__ for o in extra_plugins],
         iterations=iterations, counts={ev.name: counters[ev] for ev in Ev},
         exits=visible["exits"], cycles=total, cycles_per_iteration=total / max(iterations, 1),
-        guest_visible=visible, wall_seconds=wall, forced=force and bool(selected),
+        guest_visible=visible, wall_seconds=wall, forced=force and bool(selected), warnings=vcpu.warnings,
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .host import GicV2Irqchip, GicV3Irqchip
 from .hw.gic_v2 import GicDistributor, GicH, GicV
 from .hw.gic_v3 import GicRedistributor, IchInterface, IcvInterface
+from .hw.sys_counter import SystemCounter
 
 if TYPE_CHECKING:
     from .platform import Platform
@@ -32,6 +33,17 @@ class Board:
     gicv: GicV | None  # a GICv2 guest's CPU interface (on either host)
     icv: IcvInterface | None  # a GICv3 guest's system-register interface
     redist_base: int = REDIST_DEFAULT
+    clock: SystemCounter | None = None  # built from the platform when not given
+
+    def __post_init__(self) -> None:
+        if self.clock is None:
+            self.clock = SystemCounter(self.counters, self.platform)
+
+    @staticmethod
+    def mpidr(cpu: int) -> int:
+        from .devicetree import mpidr_of
+
+        return mpidr_of(cpu)
 
 
 def build_board(platform: Platform, counters: list[int], redist_base: int = REDIST_DEFAULT) -> Board:

@@ -73,16 +73,25 @@ class RunGuard:
             self.signalled = signum
         uclib.uc_emu_stop(self.uch)
 
+    @property
+    def stopping(self) -> bool:
+        """The budget ran out or a signal came: the run loop must not start Unicorn again."""
+        return self.timed_out or self.signalled is not None
+
     def _watch(self) -> None:
         while True:
-            timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+            if self.stopping:
+                # keep stopping: a run loop between two emu_start calls would miss one stop
+                timeout: float | None = 0.05
+            else:
+                timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
             ready, _, _ = select.select([self._r], [], [], timeout)
             if self._done:
                 return
             if not ready:
-                self.timed_out = True
+                self.timed_out = self.timed_out or self.signalled is None
                 uclib.uc_emu_stop(self.uch)
-                return
+                continue
             data = os.read(self._r, 64)
             for signum in data:
                 if signum in _SIGNALS and self.signalled is None:

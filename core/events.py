@@ -50,6 +50,8 @@ VGIC_QUEUE_IRQ = 26  # an interrupt placed in an in-memory LR by the flush
 VGIC_LR_SYNC = 27  # an in-memory LR retired by the sync
 IRQCHIP_STATE_CALL = 28  # host irq_set_irqchip_state (lock, descriptor, driver call)
 VGIC_SGI1R_DECODE = 29  # vgic_v3_dispatch_sgi: match ICC_SGI1R_EL1's affinity against each vCPU
+# userspace
+USER_EXIT = 30  # KVM_RUN returns to the VMM (kvmtool) for an MMIO access it emulates, and is called again
 
 #: One class of counted event; the platform profile gives each a unit cost.
 Ev = IntEnum("Ev", [(k, v) for k, v in dict(globals()).items() if k.isupper() and isinstance(v, int)])
@@ -66,8 +68,14 @@ class Exit(IntEnum):
     CP15_64 = 0x04
     HVC32 = 0x12
     HVC64 = 0x16
+    SMC64 = 0x17
     SYS64 = 0x18
+    IABT_LOW = 0x20
     DABT_LOW = 0x24
+    # Not an exception class: the kernel's handle_exit tests exception_index ==
+    # ARM_EXCEPTION_IRQ before looking the class up. Here an IRQ exit has the slot just past
+    # the 6-bit class, so one table lookup serves both.
+    IRQ = 0x40
 
 
 EXIT_NAMES = {
@@ -76,8 +84,11 @@ EXIT_NAMES = {
     Exit.CP15_64: "cp15_64",
     Exit.HVC32: "hvc32",
     Exit.HVC64: "hvc64",
+    Exit.SMC64: "smc64",
     Exit.SYS64: "sys64",
+    Exit.IABT_LOW: "iabt_low",
     Exit.DABT_LOW: "dabt_low",
+    Exit.IRQ: "irq",
 }
 
 

@@ -35,7 +35,13 @@ MAX_LRS = {2: 64, 3: 16}
 PRI_BITS = range(5, 9)
 ARCHES = ("aarch64", "aarch32")
 _TOP_KEYS = {"name", "description", "host", "host_gic", "guest_gic", "nr_lr", "nr_pri_bits", "arch",
-             "calibrated", "parameters", "costs"}
+             "calibrated", "parameters", "costs", "cpu_hz", "cntfrq_hz", "guest_cpi"}
+#: Clock defaults when a profile gives none. The CPU clock is the 2 GHz of the only clock
+#: figure the study gives (patch 6's commit message); CNTFRQ is 100 MHz, what kvmtool's
+#: hosts of that generation program (it passes the host's through); one cycle per guest
+#: instruction is a plain in-order assumption. They only set the speed of the guest's
+#: clock: no cycle figure of a run depends on them.
+CLOCK_DEFAULTS = {"cpu_hz": 2_000_000_000, "cntfrq_hz": 100_000_000, "guest_cpi": 1.0}
 _PARAM_KEYS = {"value", "fit", "why"}
 
 
@@ -60,6 +66,9 @@ class Platform:
     parameters: dict[str, Parameter]
     costs: dict[Ev, tuple[tuple[float, str], ...]]  # event -> sum of coef * parameter ('' = constant)
     path: Path | None = field(default=None, compare=False)
+    cpu_hz: int = CLOCK_DEFAULTS["cpu_hz"]
+    cntfrq_hz: int = CLOCK_DEFAULTS["cntfrq_hz"]
+    guest_cpi: float = CLOCK_DEFAULTS["guest_cpi"]
 
     def unit_costs(self, overrides: dict[str, float] | None = None) -> list[float]:
         """Cycles per event, one per :class:`Ev` (unpriced events cost nothing)."""
@@ -196,8 +205,20 @@ def load_profile(path: Path) -> Platform:
     return Platform(
         name=name, description=description, host=host, host_gic=host_gic, guest_gic=guest_gic, nr_lr=nr_lr,
         nr_pri_bits=nr_pri_bits, arch=arch, calibrated=_flag(data, "calibrated", where, True),
-        parameters=params, costs=costs, path=path,
+        parameters=params, costs=costs, path=path, **_clock(data, where),
     )
+
+
+def _clock(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """cpu_hz, cntfrq_hz and guest_cpi: positive numbers (the first two whole hertz)."""
+    out: dict[str, Any] = {}
+    for key, default in CLOCK_DEFAULTS.items():
+        v = data.get(key, default)
+        whole = isinstance(default, int)
+        if isinstance(v, bool) or not isinstance(v, int if whole else int | float) or not math.isfinite(v) or v <= 0:
+            raise ProfileError(f"{where}: {key} = {show(v)}: expected a positive {'integer' if whole else 'number'}")
+        out[key] = v if whole else float(v)
+    return out
 
 
 def profile_dir() -> Path:
@@ -261,6 +282,19 @@ def load_platforms(directory: Path | None = None) -> dict[str, Platform]:
                                "instead")
         out[name] = pf  # a replacement keeps the built-in's place in the listing
     return out
+
+
+def platform_for_irqchip(pf: Platform, gic: int) -> Platform:
+    """The profile of ``pf``'s host with a GICv``gic`` guest (lkvm's ``--irqchip``)."""
+    if pf.guest_gic == gic:
+        return pf
+    same_host = [p for p in load_platforms().values() if p.host == pf.host and p.guest_gic == gic and p.arch == pf.arch]
+    if not same_host:
+        from .errors import UsageError
+
+        why = " (a GICv2 host cannot run a GICv3 guest)" if gic == 3 and pf.host_gic == 2 else ""
+        raise UsageError(f"--irqchip gicv{gic}: host {pf.host} has no profile with a GICv{gic} guest{why}")
+    return sorted(same_host, key=lambda p: p.name)[0]
 
 
 def get_platform(name: str, directory: Path | None = None) -> Platform:

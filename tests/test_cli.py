@@ -96,15 +96,20 @@ def test_bad_images(tmp_path: Path) -> None:
 
 def test_guest_faults(tmp_path: Path) -> None:
     impdef = 0xD5300000 | (1 << 21) | (1 << 19) | (15 << 12)  # mrs x0, s3_0_c15_c0_0
+    # KVM injects UNDEF; this guest has no vector table, so the run says it would loop for ever
     code, _, err = invoke("run", image(tmp_path, impdef, *RESET))
-    assert code == 5 and "S3_0_C15_C0_0" in err
-    # movz x1, #0x3fff, lsl 16; str w0, [x1, #0xe00]: nothing at GICD+0xe00 in the GICv2 model
-    code, _, err = invoke("run", image(tmp_path, 0xD2A7FFE1, 0xB9000000 | (0x380 << 10) | (1 << 5), *RESET))
-    assert code == 5 and "offset 0xe00" in err
+    assert code == 5 and "S3_0_C15_C0_0" in err and "vector table" in err and "loop for ever" in err
+    # movz x1, #0x3fff, lsl 16; str w0, [x1, #0xe00]: nothing at GICD+0xe00 in the GICv2 model.
+    # KVM's vgic does not claim it, so it goes to kvmtool, which ignores it with a warning.
+    store = image(tmp_path, 0xD2A7FFE1, 0xB9000000 | (0x380 << 10) | (1 << 5), *RESET)
+    code, _, err = invoke("run", store)
+    assert code == 0 and "offset 0xe00" in err and "ignoring MMIO write of 4 bytes at 0x3fff0e00" in err
+    code, _, err = invoke("run", store, "--strict-mmio")
+    assert code == 5 and "0x3fff0e00" in err and "--strict-mmio" in err
     code, _, err = invoke("run", image(tmp_path, WFI, *RESET))
     assert code == 5 and "block forever" in err
-    code, _, err = invoke("run", image(tmp_path, 0x00000000))  # udf #0
-    assert code == 5 and "undefined instruction" in err
+    code, _, err = invoke("run", image(tmp_path, 0x00000000))  # udf #0: to the guest's vector, which is not there
+    assert code == 5 and "ESR_EL1 0x2000000" in err and "vector table" in err
 
 
 def test_time_budget(tmp_path: Path) -> None:
@@ -191,7 +196,8 @@ def test_virtual_timer_wakes_wfi_in_simulated_time(tmp_path: Path, patches: str)
     assert code == 0, err
     data = json.loads(out)
     regs = data["guest_visible"]["registers"]
-    assert regs["x3"] == regs["x1"] == 1000  # the counter jumped to the deadline, no host time
+    # the counter jumped to the deadline (no host time); then the exit back took modelled cycles
+    assert 0 < regs["x3"] - regs["x1"] < 1000 and regs["x1"] >= 1000
     assert regs["x4"] == 5  # ENABLE | ISTATUS
     assert data["exits"] == {"hvc64": 1, "wfx": 1}
     # the timer line is high after the wake-up: the host GIC's active state is set on entry

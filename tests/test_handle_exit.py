@@ -10,8 +10,10 @@ from worldswitch.kvm import handle_exit as he
 
 def test_every_exit_class_the_machine_builds_has_its_kernel_handler() -> None:
     table = he.arm_exit_handlers
-    assert len(table) == 64  # ESR_ELx.EC is 6 bits
+    assert len(table) == 65  # ESR_ELx.EC is 6 bits; slot 64 is the IRQ exit
+    assert table[Exit.IRQ] is he.handle_irq and Exit.IRQ == 64
     assert table[Exit.HVC64] is table[Exit.HVC32] is he.handle_hvc
+    assert table[Exit.SMC64] is he.handle_smc and table[Exit.IABT_LOW] is he.kvm_handle_iabt
     assert table[Exit.SYS64] is he.kvm_handle_sys_reg
     assert table[Exit.DABT_LOW] is he.kvm_handle_guest_abort
     assert table[Exit.WFX] is he.kvm_handle_wfx

@@ -162,7 +162,7 @@ def test_image_preparation_is_proportional_to_the_code(tmp_path: Path) -> None:
     # row 5: 63.5 MiB, three instructions and zeros
     guest = image(tmp_path, *RESET, pad=(63 << 20) + (1 << 19) - 12)
     t0 = time.monotonic()
-    code, out, err = invoke("run", guest, "--timeout", "5", "--json")
+    code, out, err = invoke("run", guest, "--timeout", "5", "--json", "--mem", "128")  # room for the DTB above it
     assert code == 0, err
     assert time.monotonic() - t0 < 5 and json.loads(out)["exits"] == {"hvc64": 1}
 

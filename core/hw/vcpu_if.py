@@ -64,6 +64,9 @@ class ListRegisterFile:
         # while its guest uses the memory-mapped GICV interface (IchInterface.write_sre_el1).
         self.shared_apr: int | None = 0 if codec is V2_LR else None
         self.eoicount = 0
+        # the maintenance interrupt's line, raised by an EOI the hypervisor asked to hear of
+        # (the CPU takes it as a host IRQ: an exit); the machine lowers it once taken
+        self.maintenance = False
         # what the guest saw: acknowledged IDs and EOIs (for transparency checks)
         self.acked: dict[int, int] = {}
         self.eois = 0
@@ -148,11 +151,11 @@ class ListRegisterFile:
                     break
         return best
 
-    def acknowledge(self, group: int) -> int:
-        """IAR: take the highest-priority deliverable pending LR and make it active."""
+    def _deliverable(self, group: int) -> tuple[int, int]:
+        """(LR, priority) of the interrupt IAR would take now; LR -1 when there is none."""
         vmcr = self.vmcr
         if not self.hcr & 1 or not (vmcr >> group) & 1:  # En clear, or the group is disabled
-            return SPURIOUS
+            return -1, 0
         codec = self.codec
         sh, gbit = codec.state_shift, codec.group_bit
         best = -1
@@ -163,12 +166,25 @@ class ListRegisterFile:
                 if prio < best_prio:
                     best, best_prio = i, prio
         if best < 0 or best_prio >= self.pmr:
+            return -1, 0
+        # nothing active (the common case) needs no running-priority scan
+        busy = any(self.active_priorities(group)) if self.shared_apr is not None else any(self.ap0r) or any(self.ap1r)
+        if busy and best_prio >= self._running_priority():
+            return -1, 0  # no preemption of an equal or higher active priority
+        return best, best_prio
+
+    def signals_virq(self, group: int) -> bool:
+        """Does the interface assert the virtual IRQ line (an interrupt IAR would take)?"""
+        return self._deliverable(group)[0] >= 0
+
+    def acknowledge(self, group: int) -> int:
+        """IAR: take the highest-priority deliverable pending LR and make it active."""
+        best, best_prio = self._deliverable(group)
+        if best < 0:
             return SPURIOUS
         regs = self.active_priorities(group)
-        # nothing active (the common case) needs no running-priority scan
-        busy = any(regs) if self.shared_apr is not None else any(self.ap0r) or any(self.ap1r)
-        if busy and best_prio >= self._running_priority():
-            return SPURIOUS  # no preemption of an equal or higher active priority
+        codec = self.codec
+        sh = codec.state_shift
         v = self.lr[best]
         self.lr[best] = (v & ~(3 << sh)) | (LR_ACTIVE << sh)
         bit = best_prio >> (8 - self.nr_pri_bits)
@@ -193,6 +209,8 @@ class ListRegisterFile:
         for i, v in enumerate(self.lr):
             if (v & mask) == intid and (v >> sh) & LR_ACTIVE:
                 self.lr[i] = v & ~(LR_ACTIVE << sh)
+                if v >> codec.eoi_bit & 1 and not v >> codec.hw_bit & 1 and self.hcr & 1:
+                    self.maintenance = True  # EISR now has this LR: the EOI maintenance interrupt fires
                 return
         self.eoicount += 1  # no LR matched: the hardware counts it for LRENP
 

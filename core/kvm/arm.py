@@ -17,6 +17,7 @@ from ..events import (
     EL1_SYSREG_RESTORE,
     EL1_SYSREG_SAVE,
     TIMER_SYSREG,
+    USER_EXIT,
     WORLD_SWITCH,
 )
 from ..hooks import Hooks
@@ -65,15 +66,27 @@ class Vcpu:
         platform = self.platform = board.platform
         counters = self.c = board.counters
         self.hooks = hooks
-        self.exits = [0] * 64  # by exception class
+        self.exits = [0] * 65  # by exception class, and IRQ exits in slot 64 (Exit.IRQ)
         self.entries = 0
         self.sys_regs: dict[str, int] = {}
-        self.counter = 0  # the virtual counter (CNTVCT), in simulated time
+        self.clock = board.clock  # the system counter, on simulated time
+        self.vcpu_id = 0
+        self.board_mpidr = board.mpidr
+        self.mpidr = board.mpidr(0)
         self.timer = arch_timer.ArchTimerCpu()
         self.timer_flush = arch_timer.kvm_timer_flush_hwstate
         self.on_guest_exit = hooks.ws_guest_exit
         self.on_guest_enter = hooks.ws_guest_enter
         self.system_event = 0  # set when the guest asked for SYSTEM_OFF / SYSTEM_RESET
+        # struct kvm_run's MMIO exit: (address, is_write, size, value) for the VMM to emulate
+        self.run_mmio: tuple[int, bool, int, int] | None = None
+        # the guest's EL1 context, as KVM's inject_fault.c reaches it (set by the machine)
+        self.ctxt: Any = None
+        # what the kernel would pr_warn (once per cause), kept for the run's result
+        self.warnings: list[str] = []
+        self._warned: set[Any] = set()
+        self.warn: Callable[[str], None] = lambda msg: None
+        self.nr_vcpus = 1
         # the machine's accessors for observers (a tracer); never called on the trap path
         self.read_guest_pc: Callable[[], int] = lambda: 0
         self.read_guest_insn: Callable[[int], int | None] = lambda pc: None
@@ -160,6 +173,35 @@ class Vcpu:
         self.dist.flush_hwstate()
         self.vgic_restore(self.vgic_cpu, self.hyp_if)
         self.entries += 1
+
+    def reenter(self) -> None:
+        """KVM_RUN called again after the VMM handled an exit: the entry half alone."""
+        self.c[USER_EXIT] += 1
+        self.run_mmio = None
+        self.timer_flush(self)
+        self.dist.flush_hwstate()
+        self.vgic_restore(self.vgic_cpu, self.hyp_if)
+        self.entries += 1
+        if self.on_guest_enter is not None:
+            self.on_guest_enter(self)
+
+    def warn_once(self, key: Any, msg: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.warnings.append(msg)
+            self.warn(msg)
+
+    def kvm_mpidr_to_vcpu(self, mpidr: int) -> int | None:
+        """The id of the vCPU with this MPIDR affinity, None if there is none."""
+        for cpu in range(self.nr_vcpus):
+            if (self.board_mpidr(cpu) ^ mpidr) & 0xFF00FFFFFF == 0:
+                return cpu
+        return None
+
+    @property
+    def counter(self) -> int:
+        """CNTVCT as the guest would read it now."""
+        return self.clock.ticks()
 
     def vcpu_put(self) -> None:
         """kvm_arch_vcpu_put: patch 6 drops its cache here."""

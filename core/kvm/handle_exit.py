@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import GuestFault
 from ..events import MMIO_ABORT, MMIO_RANGE_TEST, PSCI_CALL, SYSREG_TRAP, WFX, Exit
 from . import arch_timer, psci
+from .inject_fault import kvm_inject_pabt, kvm_inject_undefined
 from .sys_regs import FindResult, SysRegParams, sysreg_name
 from .vgic.mmio import GICD_BASE, GICD_SIZE, vgic_find_range
 
@@ -28,16 +29,29 @@ ExitHandler = Callable[..., int]
 
 
 def handle_hvc(vcpu: Vcpu, esr: int, regs: list[int]) -> int:
-    """handle_hvc -> kvm_psci_call. ``regs`` is [x0, x1]; x0 is updated in place."""
+    """handle_hvc -> kvm_psci_call. ``regs`` is [x0, x1, x2, x3] (x1-x3 only read for the
+    calls that take them); x0 is updated in place."""
     vcpu.c[PSCI_CALL] += 1
     if vcpu.hooks.ws_hvc:
         vcpu.hooks.ws_hvc(vcpu, regs[0])
-    ret, x0, event = psci.kvm_psci_0_2_call(regs[0], regs[1])
+    ret, x0, event = psci.kvm_psci_0_2_call(vcpu, regs)
     if x0 is not None:
         regs[0] = x0
     if not ret:
         vcpu.system_event = event
     return ret
+
+
+def handle_smc(vcpu: Vcpu, esr: int) -> int:
+    """handle_smc: v4.5 has no SMC calling convention for guests; it injects UNDEF."""
+    kvm_inject_undefined(vcpu)
+    return 1
+
+
+def handle_irq(vcpu: Vcpu, esr: int) -> int:
+    """ARM_EXCEPTION_IRQ: a host interrupt (the virtual timer's) took the CPU out of the
+    guest; the host handled it, and the run loop re-enters."""
+    return 1
 
 
 def kvm_handle_sys_reg(vcpu: Vcpu, esr: int, p: SysRegParams) -> int:
@@ -49,11 +63,12 @@ def kvm_handle_sys_reg(vcpu: Vcpu, esr: int, p: SysRegParams) -> int:
     if r is None:
         r = vcpu.find_reg(p, vcpu.sys_reg_descs)
     if r is None:
-        raise GuestFault(
-            f"unsupported guest sys_reg access: {'write' if p.is_write else 'read'} of "
-            f"{sysreg_name(*p.key)} (not in {vcpu.target_table.name} nor sys_reg_descs; "
-            "KVM would inject UNDEF)"
-        )
+        # emulate_sys_reg: "Unsupported guest sys_reg access", then UNDEF for the guest
+        vcpu.warn_once(("sys_reg", p.key), f"unsupported guest sys_reg access: {'write' if p.is_write else 'read'} "
+                       f"of {sysreg_name(*p.key)} (not in {vcpu.target_table.name} nor sys_reg_descs): the guest "
+                       "takes UNDEF, as on KVM")
+        kvm_inject_undefined(vcpu)
+        return 1
     r.access(vcpu, p, r)
     return 1
 
@@ -71,7 +86,9 @@ def kvm_handle_guest_abort(vcpu: Vcpu, esr: int, addr: int, is_write: bool, size
     elif vcpu.redist_ranges and vcpu.redist_base <= addr < vcpu.redist_base + 0x20000:
         ranges, offset, what = vcpu.redist_ranges, addr - vcpu.redist_base, "redistributor"
     else:
-        raise GuestFault(f"guest {'write' if is_write else 'read'} at 0x{addr:x} hits no emulated device")
+        # no in-kernel device on the kvm_io_bus: KVM_EXIT_MMIO, for the VMM to emulate
+        vcpu.run_mmio = (addr, is_write, size, value)
+        return 0
     cache = vcpu.search_cache(ranges)
     hit = cache.get(offset << 4 | size)
     if hit is None:
@@ -80,10 +97,11 @@ def kvm_handle_guest_abort(vcpu: Vcpu, esr: int, addr: int, is_write: bool, size
     vcpu.c[MMIO_RANGE_TEST] += hit.costs[0][1]
     rng = hit.entry
     if rng is None:
-        raise GuestFault(
-            f"unhandled MMIO {'write' if is_write else 'read'} of size {size} at vgic {what} "
-            f"offset 0x{offset:x} (0x{addr:x}): no register there"
-        )
+        # vgic_handle_mmio_range: "Unhandled access"; the bus then has no taker: to userspace
+        vcpu.warn_once(("vgic", addr), f"unhandled vgic {what} {'write' if is_write else 'read'} of size {size} "
+                       f"at offset 0x{offset:x} (0x{addr:x}): no register there")
+        vcpu.run_mmio = (addr, is_write, size, value)
+        return 0
     out[0] = rng.handle(vcpu.dist, offset - rng.base, is_write, value, size) & ((1 << (8 * size)) - 1)
     return 1
 
@@ -95,14 +113,24 @@ def kvm_handle_wfx(vcpu: Vcpu, esr: int) -> int:
         vcpu.hooks.ws_wfi(vcpu)
     if vcpu.dist.has_pending():
         return 1
+    if esr & 1:  # WFE: kvm_vcpu_on_spin, a yield; nothing to wait for on one vCPU
+        return 1
     timer = vcpu.timer
     ctl = timer.cntv_ctl
     if ctl & arch_timer.CNTV_CTL_ENABLE and not ctl & arch_timer.CNTV_CTL_IMASK:
         # idle until the deadline: simulated time jumps, no host time is involved
-        vcpu.counter = max(vcpu.counter, timer.cntv_cval)
+        vcpu.clock.wait_until(timer.cntv_cval)
         arch_timer.kvm_timer_update_state(vcpu)
         return 1
     raise GuestFault("guest waits in WFI with no interrupt pending and no timer armed: it would block forever")
+
+
+def kvm_handle_iabt(vcpu: Vcpu, esr: int, addr: int) -> int:
+    """kvm_handle_guest_abort for an instruction fetch outside every memslot: v4.5 injects a
+    prefetch abort ("Prefetch Abort on I/O address")."""
+    vcpu.c[MMIO_ABORT] += 1
+    kvm_inject_pabt(vcpu, addr)
+    return 1
 
 
 def kvm_handle_cp15_32(vcpu: Any, esr: int, vals: list[int]) -> int:
@@ -135,14 +163,17 @@ def kvm_handle_unknown_ec(vcpu: Any, esr: int, *operands: Any) -> int:
 
 
 #: arm_exit_handlers[]: every exit, by the exception class in ESR_ELx[31:26]
-arm_exit_handlers: list[ExitHandler] = [kvm_handle_unknown_ec] * 64
+arm_exit_handlers: list[ExitHandler] = [kvm_handle_unknown_ec] * 65
 arm_exit_handlers[Exit.WFX] = kvm_handle_wfx
 arm_exit_handlers[Exit.CP15_32] = kvm_handle_cp15_32
 arm_exit_handlers[Exit.CP15_64] = kvm_handle_cp15_64
 arm_exit_handlers[Exit.HVC32] = handle_hvc
 arm_exit_handlers[Exit.HVC64] = handle_hvc
+arm_exit_handlers[Exit.SMC64] = handle_smc
 arm_exit_handlers[Exit.SYS64] = kvm_handle_sys_reg
+arm_exit_handlers[Exit.IABT_LOW] = kvm_handle_iabt
 arm_exit_handlers[Exit.DABT_LOW] = kvm_handle_guest_abort
+arm_exit_handlers[Exit.IRQ] = handle_irq
 
 
 def handle_exit(vcpu: Any, esr: int, operands: tuple[Any, ...]) -> int:

@@ -1,29 +1,58 @@
-"""arch/arm/kvm/psci.c: PSCI 0.2 as KVM serves it over HVC."""
+"""arch/arm/kvm/psci.c: PSCI 0.2 as KVM serves it over HVC, plus PSCI_FEATURES.
+
+PSCI_FEATURES is PSCI 1.0's (Linux 4.16); it is answered here because firmware-probing
+guests (kvm-unit-tests among them) ask it, and a v4.5 kernel's NOT_SUPPORTED for every
+unknown function is what they fall back on anyway. One vCPU is modelled: CPU_ON and
+AFFINITY_INFO know the vCPUs the machine has, and the only vCPU going off ends the VM.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .arm import Vcpu
 
 PSCI_0_2_FN_PSCI_VERSION = 0x84000000
 PSCI_0_2_FN_CPU_SUSPEND = 0x84000001
 PSCI_0_2_FN_CPU_OFF = 0x84000002
 PSCI_0_2_FN_CPU_ON = 0x84000003
 PSCI_0_2_FN_AFFINITY_INFO = 0x84000004
+PSCI_0_2_FN_MIGRATE = 0x84000005
 PSCI_0_2_FN_MIGRATE_INFO_TYPE = 0x84000006
+PSCI_0_2_FN_MIGRATE_INFO_UP_CPU = 0x84000007
 PSCI_0_2_FN_SYSTEM_OFF = 0x84000008
 PSCI_0_2_FN_SYSTEM_RESET = 0x84000009
+PSCI_1_0_FN_PSCI_FEATURES = 0x8400000A
 PSCI_64 = 0x40000000  # the SMC64 variants of the same functions
+#: the calls that read x1-x3, so the machine reads those registers only for them
+PSCI_TAKES_ARGS = frozenset(f | w for f in (PSCI_0_2_FN_CPU_SUSPEND, PSCI_0_2_FN_CPU_ON, PSCI_0_2_FN_AFFINITY_INFO,
+                                           PSCI_0_2_FN_MIGRATE, PSCI_1_0_FN_PSCI_FEATURES) for w in (0, PSCI_64))
 
 PSCI_VERSION_0_2 = 2
 PSCI_RET_SUCCESS = 0
-PSCI_RET_NOT_SUPPORTED = (1 << 64) - 1  # -1, as the 64-bit register sees it
-PSCI_RET_ALREADY_ON = (1 << 64) - 4
+_NEG = 1 << 64  # negative return codes, as the 64-bit register sees them
+PSCI_RET_NOT_SUPPORTED = _NEG - 1
+PSCI_RET_INVALID_PARAMS = _NEG - 2
+PSCI_RET_ALREADY_ON = _NEG - 4
+PSCI_0_2_AFFINITY_LEVEL_ON, PSCI_0_2_AFFINITY_LEVEL_OFF = 0, 1
 PSCI_0_2_TOS_MP = 2  # no trusted OS to migrate
 
 SYSTEM_EVENT_SHUTDOWN, SYSTEM_EVENT_RESET = 1, 2
 
+#: the functions PSCI_FEATURES reports as implemented (32- and 64-bit forms)
+_IMPLEMENTED = frozenset(f | w for f in (
+    PSCI_0_2_FN_PSCI_VERSION, PSCI_0_2_FN_CPU_SUSPEND, PSCI_0_2_FN_CPU_OFF, PSCI_0_2_FN_CPU_ON,
+    PSCI_0_2_FN_AFFINITY_INFO, PSCI_0_2_FN_MIGRATE_INFO_TYPE, PSCI_0_2_FN_SYSTEM_OFF, PSCI_0_2_FN_SYSTEM_RESET,
+    PSCI_1_0_FN_PSCI_FEATURES) for w in (0, PSCI_64))
 
-def kvm_psci_0_2_call(fn: int, x1: int) -> tuple[int, int | None, int]:
+
+def kvm_psci_0_2_call(vcpu: Vcpu, regs: list[int]) -> tuple[int, int | None, int]:
     """Returns (handled in kernel: 1, or 0 for a userspace exit; x0 result; system event)."""
+    fn = regs[0] & 0xFFFFFFFF
     base = fn & ~PSCI_64
+    if fn != regs[0] or fn & PSCI_64 and base in (PSCI_0_2_FN_SYSTEM_OFF, PSCI_0_2_FN_SYSTEM_RESET):
+        return 1, PSCI_RET_NOT_SUPPORTED, 0
     if base == PSCI_0_2_FN_PSCI_VERSION:
         return 1, PSCI_VERSION_0_2, 0
     if base == PSCI_0_2_FN_SYSTEM_OFF:
@@ -32,10 +61,25 @@ def kvm_psci_0_2_call(fn: int, x1: int) -> tuple[int, int | None, int]:
         return 0, None, SYSTEM_EVENT_RESET
     if base == PSCI_0_2_FN_MIGRATE_INFO_TYPE:
         return 1, PSCI_0_2_TOS_MP, 0
+    if base == PSCI_0_2_FN_CPU_SUSPEND:
+        return 1, PSCI_RET_SUCCESS, 0  # kvm_psci_vcpu_suspend: a WFI the guest may wake from at once
+    if base == PSCI_1_0_FN_PSCI_FEATURES:
+        return 1, PSCI_RET_SUCCESS if regs[1] & 0xFFFFFFFF in _IMPLEMENTED else PSCI_RET_NOT_SUPPORTED, 0
     if base == PSCI_0_2_FN_AFFINITY_INFO:
-        return 1, 0 if (x1 & 0xFFFFFF) == 0 else PSCI_RET_NOT_SUPPORTED, 0  # vCPU 0 is on
+        level = regs[2]
+        if level > 2:
+            return 1, PSCI_RET_INVALID_PARAMS, 0
+        # every vCPU whose affinity matches above the level; ON if any of them is
+        mask = 0xFF00FFFFFF & ~((1 << (8 * level)) - 1)
+        hits = [cpu for cpu in range(vcpu.nr_vcpus) if not (vcpu.board_mpidr(cpu) ^ regs[1]) & mask]
+        if not hits:
+            return 1, PSCI_RET_INVALID_PARAMS, 0
+        return 1, PSCI_0_2_AFFINITY_LEVEL_ON if vcpu.vcpu_id in hits else PSCI_0_2_AFFINITY_LEVEL_OFF, 0
     if base == PSCI_0_2_FN_CPU_ON:
-        return 1, PSCI_RET_ALREADY_ON if (x1 & 0xFFFFFF) == 0 else PSCI_RET_NOT_SUPPORTED, 0
+        cpu = vcpu.kvm_mpidr_to_vcpu(regs[1])
+        if cpu is None:
+            return 1, PSCI_RET_INVALID_PARAMS, 0
+        return 1, PSCI_RET_ALREADY_ON, 0  # only this vCPU exists, and it is on
     if base == PSCI_0_2_FN_CPU_OFF:
         return 0, None, SYSTEM_EVENT_SHUTDOWN  # the only vCPU going off ends the VM
     return 1, PSCI_RET_NOT_SUPPORTED, 0

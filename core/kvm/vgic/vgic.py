@@ -122,6 +122,7 @@ class VgicDist:
         self.irq_pending = 0
         self.irq_level = 0
         self.irq_active = 0
+        self.irq_queued = 0  # level interrupts sitting in an LR (vgic_irq_set_queued)
         self.irq_cfg_edge = 0xFFFF  # SGIs are edge; everything else level until configured
         self.priority = bytearray(NR_IRQS)
         self.targets = bytearray(NR_IRQS)
@@ -189,6 +190,25 @@ class VgicDist:
         self.c[VGIC_QUEUE_IRQ] += 1
         return True
 
+    def process_maintenance(self) -> None:
+        """vgic_process_maintenance: each LR in EISR held a level-triggered interrupt the
+        guest has EOId. Clear it (state and EOI bit) so it reads empty, and let the line be
+        sampled again: still high, it is pending in the distributor and the flush requeues it."""
+        cpu = self.cpu
+        eisr = cpu.vgic_eisr & self.lr_used
+        eoi = cpu.eoi_bit
+        while eisr:
+            lr = (eisr & -eisr).bit_length() - 1
+            eisr &= eisr - 1
+            cpu.vgic_lr[lr] &= ~(eoi | 3 << cpu.state_shift)
+            cpu.vgic_elrsr |= 1 << lr
+            irq = cpu.lr_irq(cpu.vgic_lr[lr])
+            self.irq_queued &= ~(1 << irq)
+            if (self.irq_level >> irq) & 1:
+                self.irq_pending |= 1 << irq
+        if self.enabled and self.irq_pending & self.irq_enabled:
+            self.pending_on_cpu = True
+
     def flush_hwstate(self) -> None:
         """__kvm_vgic_flush_hwstate: move pending interrupts into free in-memory LRs."""
         if not self.pending_on_cpu:
@@ -209,9 +229,13 @@ class VgicDist:
                 self.irq_sgi_sources[irq] = sources
                 if not sources:
                     self.irq_pending &= ~(1 << irq)
+            elif not (self.irq_cfg_edge >> irq) & 1 and (self.irq_queued >> irq) & 1:
+                continue  # vgic_can_sample_irq: a level interrupt in an LR until its EOI maintenance
             elif self.queue_irq(0, irq):
                 if (self.irq_cfg_edge >> irq) & 1:
                     self.irq_pending &= ~(1 << irq)
+                else:
+                    self.irq_queued |= 1 << irq
             else:
                 overflow = True
         cpu = self.cpu
@@ -222,8 +246,11 @@ class VgicDist:
         self.pending_on_cpu = overflow
 
     def sync_hwstate(self) -> None:
-        """__kvm_vgic_sync_hwstate: retire the LRs the hardware reports empty."""
+        """__kvm_vgic_sync_hwstate: vgic_process_maintenance (the LRs whose EOI the guest
+        signalled, in EISR), then retire the LRs the hardware reports empty."""
         cpu = self.cpu
+        if cpu.vgic_misr & 1 and cpu.vgic_eisr & self.lr_used:
+            self.process_maintenance()
         empty = cpu.vgic_elrsr & self.lr_used
         if empty:
             lrs = cpu.vgic_lr

@@ -1,0 +1,57 @@
+"""The generic timer's system counter (CNTPCT/CNTVCT), on simulated time.
+
+Unicorn's counter registers read host time, which would make every run different. Here
+time is what the model says the machine spent: the priced counters (every world switch,
+at the platform's unit costs), the guest's own instructions at ``guest_cpi`` cycles each,
+and the idle time a waiting vCPU skips. Cycles become counter ticks through the platform's
+CPU clock and CNTFRQ. Guest instructions are counted in whole quanta, when the machine's
+run loop gets control back, so between two quanta the clock moves only with exits.
+
+CNTVOFF is zero, so the virtual and physical counts are equal (KVM sets CNTVOFF to the
+host count at VM creation; a guest only ever sees differences).
+
+The clock is the one way a guest may see an optimization: that is what it is for. To check
+that plugins are otherwise transparent, a run can use ``mode="guest"``, where the clock
+counts only the guest's own instructions and idle time, which no plugin can change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..cost import pricer
+
+if TYPE_CHECKING:
+    from ..platform import Platform
+
+
+class SystemCounter:
+    def __init__(self, counters: list[int], platform: Platform, mode: str = "model") -> None:
+        if mode not in ("model", "guest"):
+            raise ValueError(f"clock mode {mode!r}: expected 'model' or 'guest'")
+        self.c = counters
+        self.mode = mode
+        self.used = False  # the guest read the counter or armed the timer: its view depends on time
+        self.price = pricer(platform)
+        self.cntfrq = platform.cntfrq_hz
+        self.cpu_hz = platform.cpu_hz
+        self.guest_cpi = platform.guest_cpi
+        self.guest_insns = 0  # counted by the machine, quantum by quantum
+        self.idle_cycles = 0.0  # skipped while every vCPU waited
+
+    def cycles(self) -> float:
+        own = self.guest_insns * self.guest_cpi + self.idle_cycles
+        return own if self.mode == "guest" else self.price(self.c) + own
+
+    def ticks(self) -> int:
+        return int(self.cycles() * self.cntfrq // self.cpu_hz)
+
+    def wait_until(self, ticks: int) -> None:
+        """Idle until the count reaches ``ticks`` (nothing happens if it already has)."""
+        now = self.ticks()
+        if ticks > now:
+            # the first whole cycle at or after the deadline, so ticks() >= target afterwards
+            need = -(-(ticks * self.cpu_hz) // self.cntfrq) - self.cycles()
+            self.idle_cycles += max(need, 0.0)
+            while self.ticks() < ticks:  # float rounding: at most a step or two
+                self.idle_cycles += 1.0
