@@ -316,6 +316,7 @@ class Machine:
         self._sysreg_serve: dict[tuple[tuple[int, int, int, int, int], bool], tuple[Any, bool, bool, bool]] = {}
         self.vi = False
         self.fetch_fault: int | None = None
+        self.resume_at: int | None = None
         self.hooked_wfx_pc = -1  # the WFI/WFE a hook just handled, so the run loop does not take it twice
         self.instructions = 0
         self.stale: set[int] = set()  # hooked sites a guest store may have changed
@@ -634,7 +635,12 @@ class Machine:
                 if vi:
                     self._maintenance_irq()
                     self._update_vi()
-                if needs_pc and not ctxt.injected:
+                if ctxt.injected:
+                    # Unicorn ignores a PC written in an MRS/MSR hook (it goes on past the
+                    # instruction): stop, and let the run loop resume at the vector
+                    self.resume_at = self.regs.read(pc_reg)
+                    uclib.uc_emu_stop(h)
+                elif needs_pc:
                     val.value = site.addr + 4  # Unicorn lacks the register: it would run it again
                     reg_write(h, pc_reg, ref)
             except BaseException as e:  # noqa: BLE001 - raw callbacks swallow exceptions
@@ -803,6 +809,9 @@ class Machine:
                     fault = e
                 if guard.stopping or self.error is not None or self.finished:
                     break
+                if self.resume_at is not None:  # an exception entered from an MRS/MSR hook
+                    pc, self.resume_at = self.resume_at, None
+                    continue
                 pc = self.regs.read(a64.UC_ARM64_REG_PC)
                 if fault is not None:
                     if fault.errno in (UC_ERR_FETCH_UNMAPPED, UC_ERR_FETCH_PROT) and self.fetch_fault is not None:

@@ -38,10 +38,18 @@ class SystemCounter:
         self.guest_cpi = platform.guest_cpi
         self.guest_insns = 0  # counted by the machine, quantum by quantum
         self.idle_cycles = 0.0  # skipped while every vCPU waited
+        self._mark, self._priced = -1, 0.0
 
     def cycles(self) -> float:
         own = self.guest_insns * self.guest_cpi + self.idle_cycles
-        return own if self.mode == "guest" else self.price(self.c) + own
+        if self.mode == "guest":
+            return own
+        # counters only grow, so their sum changes whenever the price does: a guest polling
+        # the counter between two exits pays for one sum, not for pricing every event class
+        mark = sum(self.c)
+        if mark != self._mark:
+            self._mark, self._priced = mark, self.price(self.c)
+        return self._priced + own
 
     def ticks(self) -> int:
         return int(self.cycles() * self.cntfrq // self.cpu_hz)

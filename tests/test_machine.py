@@ -1,0 +1,107 @@
+"""The machine's plumbing, probed with guests written word by word: where an exception goes
+when a trapped register is unknown, what x0 holds at boot, what lkvm's options change."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import fdt
+import pytest
+from worldswitch.api import run_guest
+from worldswitch.errors import GuestFault
+from worldswitch.machine import LOAD_ADDR, RAM_BASE, VmConfig
+
+
+def _sys(rt: int, op0: int, op1: int, crn: int, crm: int, op2: int, read: bool) -> int:
+    w = 0xD5100000 | ((op0 - 2) << 19) | (op1 << 16) | (crn << 12) | (crm << 8) | (op2 << 5) | rt
+    return w | (1 << 21) if read else w
+
+
+HVC0 = 0xD4000002
+SYSTEM_OFF = (0xD2800100, 0xF2B08000, HVC0)  # movz x0, #8; movk x0, #0x8400, lsl #16; hvc #0
+SYSTEM_RESET = (0xD2800120, 0xF2B08000, HVC0)
+VECTORS = 0x800  # offset of the vector table in the image (VBAR needs 2 KiB alignment)
+
+
+def guest(tmp_path: Path, body: list[int], sync_handler: list[int] | None = None) -> str:
+    """``body`` at the load address after VBAR_EL1 is set; ``sync_handler`` at the
+    current-EL SP_ELx synchronous vector."""
+    vbar = LOAD_ADDR + VECTORS
+    words = [0xD2800001 | ((vbar & 0xFFFF) << 5), 0xF2A00001 | ((vbar >> 16) << 5),  # x1 = vbar
+             _sys(1, 3, 0, 12, 0, 0, False), *body]
+    words += [0] * (VECTORS // 4 + 0x200 // 4 - len(words))
+    words += sync_handler or [0x14000000]
+    p = tmp_path / "guest.bin"
+    p.write_bytes(struct.pack(f"<{len(words)}I", *words))
+    return str(p)
+
+
+@pytest.mark.parametrize("platform", ["A", "C-v3"])
+def test_an_unknown_trapped_register_is_undef_at_the_guests_vector(tmp_path: Path, platform: str) -> None:
+    # mrs x0, cntp_ctl_el0: v4.5 traps the physical timer (CNTHCTL_EL2.EL1PCEN clear) and has
+    # no handler for it, so KVM injects UNDEF; Unicorn itself knows the register
+    mrs = _sys(0, 3, 3, 14, 2, 1, True)
+    handler = [_sys(20, 3, 0, 5, 2, 0, True), _sys(21, 3, 0, 4, 0, 1, True),  # mrs x20, esr; x21, elr
+               _sys(22, 3, 0, 4, 0, 0, True), *SYSTEM_OFF]  # mrs x22, spsr_el1
+    r = run_guest(guest(tmp_path, [mrs, *SYSTEM_RESET], handler), platform, timeout=30)
+    regs = r.guest_visible["registers"]
+    assert r.guest_visible["system_event"] == 1  # the handler's SYSTEM_OFF, not the body's reset
+    assert regs["x20"] == 1 << 25  # EC 0 (unknown), IL
+    assert regs["x21"] == LOAD_ADDR + 12  # the mrs itself
+    assert regs["x22"] == 0x3C5  # EL1h, DAIF masked: the boot state it came from
+    assert r.exits == {"sys64": 1, "hvc64": 1}
+    assert any("S3_3_C14_C2_1" in w for w in r.warnings)
+
+
+def test_boot_protocol_x0_is_a_device_tree_for_the_vm(tmp_path: Path) -> None:
+    # mov x19, x0; ldr w20, [x0] (the FDT magic, big-endian); then SYSTEM_OFF
+    body = [0xAA0003F3, 0xB9400014, *SYSTEM_OFF]
+    r = run_guest(guest(tmp_path, body), "A", vm=VmConfig(mem_mb=128, params="a b=c"), timeout=30)
+    regs = r.guest_visible["registers"]
+    assert regs["x20"] == 0xEDFE0DD0  # d00dfeed read little-endian
+    dtb_addr = regs["x19"]
+    assert RAM_BASE < dtb_addr < RAM_BASE + (128 << 20) and dtb_addr % (2 << 20) == 0
+
+
+def test_the_device_tree_describes_what_the_run_was_given() -> None:
+    from worldswitch.devicetree import MachineLayout, build_dtb
+
+    tree = fdt.parse_dtb(build_dtb(MachineLayout(ram_size=256 << 20, bootargs="setup mem=256")))
+    assert tree.get_property("bootargs", "/chosen").value == "setup mem=256"
+    assert list(tree.get_property("reg", "/memory").data) == [0, RAM_BASE, 0, 256 << 20]
+
+
+def test_unhandled_mmio_reads_zero_once_warned_and_strict_mmio_refuses(tmp_path: Path) -> None:
+    # movz x1, #0x0a00, lsl #16; movk x1, #8; ldr w2, [x1]; ldr w3, [x1]; str w2, [x1]
+    body = [0xD2A14001, 0xF2800101, 0xB9400022, 0xB9400023, 0xB9000022, *SYSTEM_OFF]
+    path = guest(tmp_path, body)
+    r = run_guest(path, "A", timeout=30)
+    assert r.guest_visible["registers"]["x2"] == 0 and r.guest_visible["registers"]["x3"] == 0
+    assert r.exits == {"dabt_low": 3, "hvc64": 1} and r.counts["USER_EXIT"] == 3
+    assert [w for w in r.warnings if "0xa000008" in w] == [
+        "ignoring MMIO read of 4 bytes at 0xa000008: no device there; it reads 0, as in lkvm",
+        "ignoring MMIO write of 4 bytes at 0xa000008: no device there, as in lkvm"]
+    with pytest.raises(GuestFault, match="0xa000008: no device there .--strict-mmio."):
+        run_guest(path, "A", vm=VmConfig(strict_mmio=True), timeout=30)
+
+
+def test_a_store_pair_to_mmio_has_no_syndrome(tmp_path: Path) -> None:
+    # movz x1, #0x0a00, lsl #16; stp x2, x3, [x1]
+    with pytest.raises(GuestFault, match="load/store pair at pc 0x80080010.*no valid syndrome"):
+        run_guest(guest(tmp_path, [0xD2A14001, 0xA9000C22, *SYSTEM_OFF]), "A", timeout=30)
+
+
+def test_uart_output_is_the_console(tmp_path: Path) -> None:
+    # movz x1, #0x100, lsl #16 (the UART); mov w2, #'h'; strb w2, [x1]; mov w2, #'i'; strb w2, [x1];
+    # ldrb w3, [x1, #5] (LSR)
+    body = [0xD2A02001, 0x52800D02, 0x39000022, 0x52800D22, 0x39000022, 0x39401423, *SYSTEM_OFF]
+    seen: list[bytes] = []
+    r = run_guest(guest(tmp_path, body), "A", vm=VmConfig(console=seen.append), timeout=30)
+    assert r.guest_visible["console"] == "hi" and seen == [b"h", b"i"]
+    assert r.guest_visible["registers"]["x3"] == 0x60  # THRE | TEMT: always ready to send
+
+
+def test_more_than_one_vcpu_is_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(GuestFault, match="--cpus 2: this machine runs one vCPU"):
+        run_guest(guest(tmp_path, list(SYSTEM_OFF)), "A", vm=VmConfig(cpus=2), timeout=30)
