@@ -125,9 +125,9 @@ def _blame(e: BaseException, pm: Any) -> PluginFailure | None:
     return PluginFailure(f"plugin {hit[0]!r} raised in hook {hit[1]}: {type(e).__name__}: {e}")
 
 
-def check_redist_base(base: int) -> None:
-    """A GICv3 redistributor region must sit, 64 KiB aligned, in the 32-bit MMIO hole
-    below RAM without covering the distributor or the GICv2 CPU interface."""
+def check_redist_base(base: int, nr_vcpus: int = 1) -> None:
+    """A GICv3 redistributor region (one frame pair per vCPU) must sit, 64 KiB aligned, in
+    the 32-bit MMIO hole below RAM without covering the distributor or the GICv2 CPU interface."""
     from .kvm.arm import GICD_BASE, GICD_SIZE
     from .machine import GICC_BASE, GICC_SIZE, RAM_BASE, REDIST_SIZE
 
@@ -135,11 +135,11 @@ def check_redist_base(base: int) -> None:
         raise UsageError(f"--redist-base {base:#x} is not a 64-bit address")
     if base % 0x10000:
         raise UsageError(f"--redist-base 0x{base:x} is not 64 KiB aligned (GICR frames are 64 KiB)")
-    end = base + REDIST_SIZE
+    end = base + REDIST_SIZE * nr_vcpus
     for name, lo, size in (("RAM", RAM_BASE, 1 << 64), ("the distributor", GICD_BASE, GICD_SIZE),
                            ("the GICv2 CPU interface", GICC_BASE, GICC_SIZE)):
         if base < lo + size and lo < end:
-            raise UsageError(f"--redist-base 0x{base:x}: the redistributor (0x{REDIST_SIZE:x} bytes) would overlap "
+            raise UsageError(f"--redist-base 0x{base:x}: the redistributors (0x{end - base:x} bytes) would overlap "
                              f"{name} at 0x{lo:x}")
 
 
@@ -198,15 +198,24 @@ def run_guest(
         from .machine import LOAD_OFFSET, REDIST_DEFAULT, VmConfig, load_image
 
         base = redist_base if redist_base is not None else REDIST_DEFAULT
-        check_redist_base(base)
         vm = vm or VmConfig()
         code = load_image(str(path), (vm.mem_mb << 20) - LOAD_OFFSET)
-        vcpu = VcpuCls(build_board(pf, counters, base), hooks)
-        if not _quiet_warnings:
-            vcpu.warn = _warn
-        if max_exits:
-            vcpu.max_exits = max_exits
-        machine = MachineCls(code, vcpu, base, deadline, vm) if pf.arch == "aarch64" else MachineCls(
+        if vm.cpus > 1 and pf.arch != "aarch64":
+            raise UsageError(f"--cpus {vm.cpus}: the 32-bit host model runs one vCPU")
+        if vm.cpus > 8 and pf.guest_gic == 2:
+            raise UsageError(f"--cpus {vm.cpus}: a GICv2 guest has at most 8 vCPUs (GICD_ITARGETSR has 8 bits); "
+                             "use a GICv3 guest (--irqchip gicv3)")
+        check_redist_base(base, vm.cpus if pf.guest_gic == 3 else 1)
+        board = build_board(pf, counters, base)
+        vcpus = [VcpuCls(board, hooks)]
+        vcpus += [VcpuCls(build_board(pf, counters, base, clock=board.clock), hooks) for _ in range(vm.cpus - 1)]
+        for vcpu in vcpus:
+            if not _quiet_warnings:
+                vcpu.warn = _warn
+            if max_exits:
+                vcpu.max_exits = max_exits
+        vcpu = vcpus[0]
+        machine = MachineCls(code, vcpus, base, deadline, vm) if pf.arch == "aarch64" else MachineCls(
             code, vcpu, base, deadline)
         t0 = time.perf_counter()
         machine.run(max_instructions)
@@ -224,17 +233,21 @@ def run_guest(
         raise
     from .cost import cycles
 
-    log.debug("run.end", exits=sum(vcpu.exits), seconds=round(wall, 3))
-    exits = vcpu.exits_by_reason()
+    exits = machine.exits_by_reason() if hasattr(machine, "cores") else vcpu.exits_by_reason()
+    log.debug("run.end", exits=sum(exits.values()), seconds=round(wall, 3))
     iterations = sum(exits.values())
     total = cycles(counters, pf)
-    lrf = getattr(vcpu.hyp_if, "lrf", None)
+    lrfs = [lrf for c in getattr(machine, "cores", [machine]) if (lrf := getattr(c.vcpu.hyp_if, "lrf", None))]
+    acked: dict[int, int] = {}
+    for lrf in lrfs:  # every vCPU's virtual CPU interface
+        for k, v in lrf.acked.items():
+            acked[k] = acked.get(k, 0) + v
     visible = {
         "registers": machine.guest_registers(),
-        "acked": {str(k): v for k, v in sorted((lrf.acked if lrf else {}).items())},
-        "eois": lrf.eois if lrf else 0,
+        "acked": {str(k): v for k, v in sorted(acked.items())},
+        "eois": sum(lrf.eois for lrf in lrfs),
         "exits": {EXIT_NAMES.get(k, hex(k)): v for k, v in sorted(exits.items())},
-        "system_event": vcpu.system_event,
+        "system_event": getattr(machine, "system_event", vcpu.system_event),
         "console": machine.console() if hasattr(machine, "console") else "",
     }
     if vcpu.clock.used:  # what the guest saw depends on time: transparency is checked on the guest clock
@@ -243,5 +256,6 @@ def run_guest(
         guest=name, platform=pf.name, plugins=selected + [type(o).__name__ for o in extra_plugins],
         iterations=iterations, counts={ev.name: counters[ev] for ev in Ev},
         exits=visible["exits"], cycles=total, cycles_per_iteration=total / max(iterations, 1),
-        guest_visible=visible, wall_seconds=wall, forced=force and bool(selected), warnings=vcpu.warnings,
+        guest_visible=visible, wall_seconds=wall, forced=force and bool(selected),
+        warnings=getattr(machine, "warnings", vcpu.warnings),
     )

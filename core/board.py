@@ -46,7 +46,17 @@ class Board:
         return mpidr_of(cpu)
 
 
-def build_board(platform: Platform, counters: list[int], redist_base: int = REDIST_DEFAULT) -> Board:
+def build_board(platform: Platform, counters: list[int], redist_base: int = REDIST_DEFAULT,
+                clock: SystemCounter | None = None) -> Board:
+    """One physical CPU's hardware (its GIC CPU interfaces and host irqchip view); the
+    counters and the system counter are the VM's, shared by every board."""
+    board = _build_board(platform, counters, redist_base)
+    if clock is not None:
+        board.clock = clock
+    return board
+
+
+def _build_board(platform: Platform, counters: list[int], redist_base: int) -> Board:
     nr_lr = platform.nr_lr
     if platform.host_gic == 2:
         gich = GicH(counters, nr_lr)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import mmap
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from unicorn import (
     UC_HOOK_MEM_WRITE_UNMAPPED,
     UC_MEM_WRITE,
     UC_MODE_ARM,
+    UC_PROT_ALL,
     UC_PROT_READ,
     UC_PROT_WRITE,
     Uc,
@@ -93,6 +95,10 @@ GICC_BASE, GICC_SIZE = 0x3FFD0000, 0x20000
 REDIST_SIZE = 0x20000  # one vCPU: RD_base and SGI_base frames
 #: guest instructions per run-loop turn: the granularity of the guest's instruction time
 QUANTUM = 200_000
+#: the turn of each vCPU while several run: the grain of their interleaving
+SMP_QUANTUM = 20_000
+#: the most a delay loop's clock read fast-forwards the clock, in cycles (10 µs at 2 GHz)
+SPIN_STEP_MAX = 20_000
 
 EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_HVC, EXCP_SMC = 1, 2, 3, 4, 11, 13
 ESR_EC_SVC64 = 0x15
@@ -146,7 +152,9 @@ class SysregSite:
 @dataclass
 class Scan:
     sysregs: list[SysregSite]
-    wfxs: list[int]  # WFI and WFE addresses
+    # WFI and WFE addresses. (Not YIELD: with a code hook on a YIELD, Unicorn 2.1.4 was seen
+    # to spin inside emu_start for ever, so a YIELD loop ends its turn at the quantum.)
+    wfxs: list[int]
 
 
 def load_image(path: str, max_size: int = MAX_IMAGE) -> bytes:
@@ -208,6 +216,12 @@ def unicorn_knows(op0: int, op1: int, crn: int, crm: int, op2: int, is_read: boo
     except UcError:
         return False
     return True
+
+
+def _takes_site(handler: Any) -> bool:
+    """A handler called as ``handler(site, value)``, like KVM's (the clock's count reads)."""
+    code = getattr(handler, "__code__", None)
+    return code is not None and code.co_argcount - (1 if hasattr(handler, "__self__") else 0) == 2
 
 
 class Regs:
@@ -280,32 +294,26 @@ class GuestContext:
         self.injected = True
 
 
-class Machine:
-    """One VM: a vCPU model, its Unicorn core, the devices, the trap hooks. One per run."""
+OFF, RUNNING, BLOCKED = "off", "running", "blocked"
 
-    def __init__(self, code: bytes, vcpu: Vcpu, redist_base: int = REDIST_DEFAULT,
-                 deadline: float | None = None, config: VmConfig | None = None) -> None:
-        self.config = config = config or VmConfig()
-        if config.cpus != 1:
-            raise GuestFault(f"--cpus {config.cpus}: this machine runs one vCPU so far (SMP is not modelled yet)")
-        self.ram_size = config.mem_mb << 20
-        vcpu.clock.mode = config.clock
-        if len(code) > self.ram_size - LOAD_OFFSET:
-            raise GuestImageError(f"the guest image ({len(code):,} bytes) does not fit in {config.mem_mb} MiB of RAM "
-                                  f"above the load offset 0x{LOAD_OFFSET:x}")
-        self.code = code
-        self.deadline = deadline
+
+class Cpu:
+    """One vCPU's CPU: its Unicorn core over the VM's shared RAM, and the trap hooks."""
+
+    def __init__(self, vm: Machine, vcpu: Vcpu, cpu_id: int) -> None:
+        self.vm = vm
+        self.config = vm.config
+        self.ram_size = vm.ram_size
+        self.code = vm.code
+        self.scan = vm.scan
+        self.stale = vm.stale  # hooked sites a guest store may have changed (the code is shared)
         self.vcpu = vcpu
+        self.cpu_id = cpu_id
         self.platform = vcpu.platform
-        self.redist_base = redist_base
-        self.error: BaseException | None = None
-        self.finished = False
-        self.scan = scan_image(code, deadline=deadline)
+        self.redist_base = vm.redist_base
         self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         self.regs = Regs(self.uc)
         self.ctxt = vcpu.ctxt = GuestContext(self.regs, RAM_BASE, RAM_BASE + self.ram_size)
-        self.uart = Serial8250(config.console)
-        self.dtb_addr = 0
         # for observers (tracing) only: nothing on the trap path calls these
         vcpu.read_guest_pc = lambda: self.regs.read(a64.UC_ARM64_REG_PC)
         vcpu.read_guest_insn = self.read_insn
@@ -315,11 +323,17 @@ class Machine:
         self._ldst_cache: dict[tuple[int, int], LdstSite | None] = {}
         self._sysreg_serve: dict[tuple[tuple[int, int, int, int, int], bool], tuple[Any, bool, bool, bool]] = {}
         self.vi = False
+        self.virq_group = 1 if self.platform.guest_gic == 3 else 0
         self.fetch_fault: int | None = None
         self.resume_at: int | None = None
         self.hooked_wfx_pc = -1  # the WFI/WFE a hook just handled, so the run loop does not take it twice
-        self.instructions = 0
-        self.stale: set[int] = set()  # hooked sites a guest store may have changed
+        self._last_read: tuple[int, int, float] | None = None  # the last clock read: (pc, counters, insns)
+        self._spin = 1
+        self.cut = False  # stopped early on purpose: resume where it stands, count nothing
+        self.spinning = False  # its last turn ended in a spin: it waits for time or another vCPU
+        self.state = OFF
+        self.loaded = False  # vcpu_load ran: vcpu_put must too
+        self.pc = 0  # where the core resumes
         self._build()
 
     # ---- set-up ------------------------------------------------------------------------
@@ -343,9 +357,8 @@ class Machine:
     def _build(self) -> None:
         uc = self.uc
         ram_end = RAM_BASE + self.ram_size
-        uc.mem_map(RAM_BASE, self.ram_size)
-        uc.mem_write(LOAD_ADDR, self.code)
-        self._boot_protocol()
+        uc.mem_map_ptr(RAM_BASE, self.ram_size, UC_PROT_ALL, self.vm.ram_ptr)  # one RAM for every vCPU
+        self._reset()
         self.native_pfr0 = uc.cpr_read(3, 0, 0, 4, 0)
         # Everything below RAM is MMIO: plain memory watched by a hook that sees the exact PC.
         # The GICv2 CPU interface is the exception: stage 2 maps it to GICV, no exit.
@@ -391,33 +404,17 @@ class Machine:
         if sites:
             self._hook(UC_HOOK_MEM_WRITE, HOOK_MEM_ACCESS_CFUNC(self._on_code_write), min(sites), max(sites) + 3)
 
-    def _boot_protocol(self) -> None:
-        """Linux's arm64 boot protocol, as kvmtool sets the boot vCPU up: x0 = the DTB, x1-x3 = 0,
-        EL1h with DAIF masked, MMU off; and the EL3/EL2 controls that make Unicorn behave as
-        the non-secure EL1 of a KVM guest."""
-        from .devicetree import MachineLayout, build_dtb, dtb_address
-
+    def _reset(self) -> None:
+        """The CPU state kvmtool's vCPU init leaves, and the EL3/EL2 controls that make
+        Unicorn behave as the non-secure EL1 of a KVM guest: EL1h, DAIF masked, MMU off."""
         regs = self.regs
-        layout = MachineLayout(
-            ram_base=RAM_BASE, ram_size=self.ram_size, nr_cpus=self.config.cpus, bootargs=self.config.params,
-            gic=self.platform.guest_gic, gicd_base=GICD_BASE, gicc_base=GICC_BASE,
-            redist_base=self.redist_base if self.platform.guest_gic == 3 else None, uart_base=UART_BASE,
-        )
-        try:
-            self.dtb_addr = dtb_address(layout)
-            dtb = build_dtb(layout)
-        except ValueError as e:
-            raise GuestImageError(f"cannot build the device tree: {e}") from None
-        if self.dtb_addr < LOAD_ADDR + len(self.code):
-            raise GuestImageError(f"the device tree at 0x{self.dtb_addr:x} would overlap the guest image "
-                                  f"(kvmtool: 'fdt overlaps with kernel image'); give more --mem")
-        self.uc.mem_write(self.dtb_addr, dtb)
         regs.write_cp(SCR_EL3_KEY, SCR_EL3_VALUE)
         regs.write_cp(HCR_EL2_KEY, HCR_EL2_VALUE)
         regs.write(a64.UC_ARM64_REG_PSTATE, PSTATE_EL1H_MASKED)
         regs.write_cp(SPSR_EL1_KEY, 0)
-        regs.write_cp((3, 0, 0, 0, 5), self.vcpu.mpidr)  # MPIDR_EL1: Unicorn's is the same for every core
-        regs.write(a64.UC_ARM64_REG_X0, self.dtb_addr)
+        # MPIDR_EL1 at non-secure EL1 reads VMPIDR_EL2, where KVM puts the vCPU's (Unicorn's
+        # own MPIDR is the same in every instance)
+        regs.write_cp((3, 4, 0, 0, 5), self.vcpu.mpidr)
 
     def _serve(self, key: tuple[int, int, int, int, int], is_read: bool) -> tuple[Any, bool, bool, bool] | None:
         """What serves this MRS/MSR, memoised: (handler, is a KVM trap, PC must be advanced
@@ -428,7 +425,8 @@ class Machine:
             if handler is None:
                 got = None
             else:
-                kvm = handler == self._trap_sysreg or handler == self._unknown_sysreg
+                # KVM's handlers and the clock's reads take the site and the written value
+                kvm = handler == self._trap_sysreg or handler == self._unknown_sysreg or _takes_site(handler)
                 icc = (key[0], key[1], key[2]) == (3, 0, 12) or key == (3, 0, 4, 6, 0)
                 got = (handler, kvm, not unicorn_knows(*key, is_read), icc and not kvm)
             self._sysreg_serve[key, is_read] = got
@@ -479,7 +477,8 @@ class Machine:
 
     def _timer_reg(self, key: tuple[int, ...], is_read: bool) -> Any:
         """CNTFRQ, CNTPCT, CNTVCT and CNTV_*: the guest's view of the generic timer, on the
-        simulated system counter (Unicorn's would be host time)."""
+        simulated system counter (Unicorn's would be host time). The reads that depend on the
+        count take the trapping site, to notice a guest spinning on the clock."""
         vcpu = self.vcpu
         timer = vcpu.timer
         crm, op2 = key[3], key[4]
@@ -492,21 +491,47 @@ class Machine:
             return None  # a write to CNTFRQ at EL1, or a read-only counter: Unicorn UNDEFs it
         if op2 == 1:
             if is_read:  # ISTATUS: the condition is met, whatever IMASK says
-                return lambda: timer.cntv_ctl | (4 if timer.cntv_ctl & 1 and timer.cntv_cval <= self._read_counter()
-                                                 else 0)
+                def read_ctl(site: SysregSite, value: int) -> int:
+                    now = self._read_counter(site, value)
+                    return timer.cntv_ctl | (4 if timer.cntv_ctl & 1 and timer.cntv_cval <= now else 0)
+                return read_ctl
             return lambda v: self._timer_write("cntv_ctl", v & 3)
         if op2 == 2:
             return (lambda: timer.cntv_cval) if is_read else (lambda v: self._timer_write("cntv_cval", v))
         if is_read:  # TVAL
-            return lambda: (timer.cntv_cval - self._read_counter()) & 0xFFFFFFFF
+            return lambda site, value: (timer.cntv_cval - self._read_counter(site, value)) & 0xFFFFFFFF
         return lambda v: self._timer_write("cntv_cval", vcpu.counter + ((v ^ 0x80000000) - 0x80000000))
 
-    def _read_counter(self) -> int:
+    def _read_counter(self, site: SysregSite, value: int = 0) -> int:
         """The count a guest read sees; the timer's interrupt comes first if it is due (on
-        hardware it fires the moment the count reaches CVAL, before any later read)."""
+        hardware it fires the moment the count reaches CVAL, before any later read).
+
+        A guest that reads the clock again from the same instruction with nothing else
+        counted in between (no exit, same quantum) is waiting for it: a delay loop. Each such
+        read fast-forwards the clock, by a step that doubles up to :data:`SPIN_STEP_MAX`
+        cycles, so a wait of 100 ms does not cost 10^8 emulated instructions. The guest sees
+        its wait end as it would, after fewer turns of its loop."""
         self.vcpu.clock.used = True
+        self._spin_point(site.addr)
         self._timer_irq_if_due()
         return self.vcpu.counter
+
+    def _spin_point(self, pc: int) -> None:
+        """A clock read at ``pc``. Met again with nothing counted in between (no
+        exit, same quantum), the vCPU is spinning: it waits for time, or for another vCPU.
+        With another vCPU able to run, its turn ends (``spinning``: the scheduler warps time
+        once every running vCPU spins); alone, it fast-forwards the clock."""
+        clock = self.vcpu.clock
+        mark = (pc, sum(clock.c), clock.guest_insns)
+        if mark != self._last_read:
+            self._last_read, self._spin = mark, 1
+            return
+        if self.vm.others_running(self.cpu_id):
+            self.spinning = self.cut = True
+            uclib.uc_emu_stop(self.uc._uch)
+        else:
+            self._spin = min(self._spin * 2, SPIN_STEP_MAX)
+            clock.idle_cycles += self._spin
 
     def _timer_write(self, field: str, value: int) -> None:
         self.vcpu.clock.used = True
@@ -538,26 +563,36 @@ class Machine:
 
     # ---- the trap callbacks (the hot path) -------------------------------------------
     def _fail(self, e: BaseException) -> None:
-        if self.error is None:
-            self.error = e
+        if self.vm.error is None:
+            self.vm.error = e
         uclib.uc_emu_stop(self.uc._uch)
 
     def _exit(self, esr: int, *operands: Any) -> bool:
         """One world switch; on a return to userspace, what kvmtool does before KVM_RUN again.
-        True when the guest goes on."""
+        True when the guest goes on at once; False when this vCPU stops (the VM ended, or
+        it blocks in WFI or powered off) and the scheduler takes over."""
         vcpu = self.vcpu
         if vcpu.world_switch(esr, *operands):
             self._update_vi()
+            if vcpu.yielded:  # WFE: kvm_vcpu_on_spin, let another vCPU run
+                vcpu.yielded = False
+                if self.vm.nr_on > 1:
+                    uclib.uc_emu_stop(self.uc._uch)
             return True
         mmio = vcpu.run_mmio
-        if mmio is None:  # a system event: the VM ends
-            self.finished = True
+        if mmio is None:
+            if vcpu.blocked:
+                self.state = BLOCKED
+            elif vcpu.powered_off:
+                self.state = OFF
+            else:  # a system event: the VM ends
+                self.vm.finished = True
             uclib.uc_emu_stop(self.uc._uch)
             return False
         if operands and isinstance(operands[-1], list):
-            operands[-1][0] = self.kvm_cpu_emulate_mmio(*mmio)
+            operands[-1][0] = self.vm.kvm_cpu_emulate_mmio(*mmio)
         else:
-            self.kvm_cpu_emulate_mmio(*mmio)
+            self.vm.kvm_cpu_emulate_mmio(*mmio)
         vcpu.reenter()
         self._update_vi()
         return True
@@ -676,6 +711,7 @@ class Machine:
             self.hooked_wfx_pc = addr
             self.ctxt.injected = False
             self.ctxt.pc_of_trap = addr
+            self.pc = addr + 4  # where a blocked or yielding vCPU resumes
             if self._exit((Exit.WFX << 26) | ESR_IL | (1 if word == WFE else 0)) and not self.ctxt.injected:
                 self.regs.write(a64.UC_ARM64_REG_PC, addr + 4)
         except BaseException as e:  # noqa: BLE001
@@ -771,6 +807,180 @@ class Machine:
 
         return write
 
+    # ---- running ------------------------------------------------------------------------
+    def power_on(self, entry: int, x0: int) -> None:
+        """PSCI CPU_ON (or the boot vCPU): reset state, x0, the entry point; vcpu_load and
+        the first KVM_RUN's entry half."""
+        self._reset()
+        self.regs.write(a64.UC_ARM64_REG_X0, x0)
+        self.pc = entry
+        self.state = RUNNING
+        self.loaded = True
+        self.vcpu.first_entry()
+        self._update_vi()
+
+    def wake(self) -> None:
+        """kvm_vcpu_block returns: the entry half the blocked WFI exit still owes."""
+        self.vcpu.dist.kicked = False  # the wake-up is the kick: the entry flushes what is pending
+        self.vcpu.wake()
+        self._update_vi()
+        self.state = RUNNING
+
+    def run_quantum(self, quantum: int) -> int:
+        """Run up to ``quantum`` guest instructions; the number to count as executed (0
+        when the core stopped early: an exit that blocked, yielded or redirected it)."""
+        vm = self.vm
+        self.spinning = False
+        self._timer_irq_if_due()  # time may have moved on while other vCPUs ran
+        dist = self.vcpu.dist
+        if dist.kicked:
+            # another vCPU's IPI kicked this one out of the guest (a host IRQ: an exit), so that
+            # the entry's flush puts the interrupt in an LR
+            dist.kicked = False
+            self.ctxt.injected = False
+            self._exit(Exit.IRQ << 26)
+            if vm.error is not None or vm.finished:
+                return 0
+        self.fetch_fault = None
+        self.hooked_wfx_pc = -1
+        fault = None
+        try:
+            self.uc.emu_start(self.pc, RUN_UNTIL, 0, quantum)
+        except UcError as e:
+            fault = e
+        if vm.error is not None or vm.finished:
+            return 0
+        if self.resume_at is not None:  # an exception entered from an MRS/MSR hook
+            self.pc, self.resume_at = self.resume_at, None
+            return 0
+        if self.state != RUNNING:  # blocked in WFI or powered off: self.pc is set
+            return 0
+        pc = self.regs.read(a64.UC_ARM64_REG_PC)
+        if fault is not None:
+            if fault.errno in (UC_ERR_FETCH_UNMAPPED, UC_ERR_FETCH_PROT) and self.fetch_fault is not None:
+                self._iabt(pc)  # the VA the guest branched to (the hook saw its PA)
+                self.pc = self.regs.read(a64.UC_ARM64_REG_PC)
+                return 0
+            raise GuestFault(f"guest fault at pc 0x{pc:x}: {fault}")
+        if pc == RUN_UNTIL:
+            raise GuestFault(f"guest branched to 0x{pc:x}, outside the machine's memory")
+        self.pc = pc
+        if self.hooked_wfx_pc == pc - 4 or self.cut:  # a WFE that yielded, a spin that gave way
+            self.cut = False
+            return 0
+        prev = self.read_insn(pc - 4)
+        if prev in (WFI, WFE):
+            # a WFI the scan did not see (Unicorn returns past it): the exit it is on KVM
+            self.ctxt.pc_of_trap = pc - 4
+            self.ctxt.injected = False
+            self._exit((Exit.WFX << 26) | ESR_IL | (1 if prev == WFE else 0))
+            if self.state == RUNNING and not vm.finished:
+                self.pc = self.regs.read(a64.UC_ARM64_REG_PC)
+            return 0
+        self._timer_irq_if_due()
+        if self.state == RUNNING and not vm.finished:
+            self.pc = self.regs.read(a64.UC_ARM64_REG_PC)
+        return quantum
+
+    def _iabt(self, addr: int) -> None:
+        """A fetch from an address no memory backs: KVM's instruction-abort exit."""
+        self.ctxt.pc_of_trap = addr
+        self._exit((Exit.IABT_LOW << 26) | ESR_IL | 0x06, addr)
+
+    def read_insn(self, pc: int) -> int | None:
+        """The instruction word at ``pc`` as the guest's memory holds it now (None: unmapped)."""
+        buf = self._insn_buf
+        if uclib.uc_mem_read(self.uc._uch, pc, buf, 4):
+            return None
+        return int.from_bytes(buf.raw[:4], "little")
+
+
+class Machine:
+    """One VM, as ``lkvm run`` builds it: RAM shared by every vCPU, the device tree, the
+    UART, one :class:`Cpu` per vCPU, and a deterministic scheduler. One per run.
+
+    The scheduler is round robin over the running vCPUs, a quantum of guest instructions
+    each; a vCPU leaves its turn early when it blocks in WFI, yields with WFE or powers
+    off. When every vCPU waits, simulated time jumps to the earliest timer deadline. So a
+    run is the same sequence of events in every process, whatever the host does."""
+
+    def __init__(self, code: bytes, vcpus: Vcpu | list[Vcpu], redist_base: int = REDIST_DEFAULT,
+                 deadline: float | None = None, config: VmConfig | None = None) -> None:
+        self.config = config = config or VmConfig()
+        vcpus = [vcpus] if isinstance(vcpus, Vcpu) else list(vcpus)
+        if len(vcpus) != config.cpus:
+            raise ValueError(f"{len(vcpus)} vCPU models for --cpus {config.cpus}")
+        if config.clock not in ("model", "guest"):
+            raise ValueError(f"clock {config.clock!r}: expected 'model' or 'guest'")
+        self.ram_size = config.mem_mb << 20
+        if len(code) > self.ram_size - LOAD_OFFSET:
+            raise GuestImageError(f"the guest image ({len(code):,} bytes) does not fit in {config.mem_mb} MiB of RAM "
+                                  f"above the load offset 0x{LOAD_OFFSET:x}")
+        self.code = code
+        self.deadline = deadline
+        self.vcpu = vcpus[0]
+        self.platform = self.vcpu.platform
+        self.redist_base = redist_base
+        self.clock = self.vcpu.clock
+        self.clock.mode = config.clock
+        self.error: BaseException | None = None
+        self.finished = False
+        self.instructions = 0
+        self.scan = scan_image(code, deadline=deadline)
+        self.stale: set[int] = set()
+        self.uart = Serial8250(config.console)
+        self.ram = mmap.mmap(-1, self.ram_size)
+        self.ram_ptr = ctypes.addressof(ctypes.c_char.from_buffer(self.ram))
+        self.ram[LOAD_OFFSET:LOAD_OFFSET + len(code)] = code
+        self.dtb_addr = self._place_dtb()
+        dists = [v.dist for v in vcpus]
+        for i, v in enumerate(vcpus):
+            v.vcpu_id, v.nr_vcpus, v.mpidr, v.power = i, len(vcpus), v.board_mpidr(i), self
+            v.dist.vcpu_id, v.dist.peers = i, dists
+        self.cores = [Cpu(self, v, i) for i, v in enumerate(vcpus)]
+
+    def _place_dtb(self) -> int:
+        """kvmtool's device tree for this VM, where kvmtool puts it."""
+        from .devicetree import MachineLayout, build_dtb, dtb_address
+
+        cfg = self.config
+        try:
+            layout = MachineLayout(
+                ram_base=RAM_BASE, ram_size=self.ram_size, nr_cpus=cfg.cpus, bootargs=cfg.params,
+                gic=self.platform.guest_gic, gicd_base=GICD_BASE, gicc_base=GICC_BASE,
+                redist_base=self.redist_base if self.platform.guest_gic == 3 else None, uart_base=UART_BASE,
+            )
+            addr = dtb_address(layout)
+            dtb = build_dtb(layout)
+        except ValueError as e:
+            raise GuestImageError(f"cannot build the device tree: {e}") from None
+        if addr < LOAD_ADDR + len(self.code):
+            raise GuestImageError(f"the device tree at 0x{addr:x} would overlap the guest image "
+                                  f"(kvmtool: 'fdt overlaps with kernel image'); give more --mem")
+        self.ram[addr - RAM_BASE:addr - RAM_BASE + len(dtb)] = dtb
+        return addr
+
+    # ---- PSCI's view of the vCPUs (vcpu.power) ------------------------------------------
+    @property
+    def nr_on(self) -> int:
+        return sum(c.state != OFF for c in self.cores)
+
+    def cpu_is_on(self, cpu: int) -> bool:
+        return self.cores[cpu].state != OFF
+
+    def cpu_on(self, cpu: int, entry: int, context: int) -> None:
+        self.cores[cpu].power_on(entry, context)
+
+    def others_running(self, cpu: int) -> bool:
+        """Could another vCPU make progress now (running, or woken by what it has pending)?"""
+        for c in self.cores:
+            if c.cpu_id != cpu and (c.state == RUNNING or c.state == BLOCKED and c.vcpu.dist.has_pending()):
+                return True
+        return False
+
+    def others_on(self, cpu: int) -> bool:
+        return any(c.state != OFF for c in self.cores if c.cpu_id != cpu)
+
     # ---- kvmtool: the VMM side of KVM_EXIT_MMIO ------------------------------------------
     def kvm_cpu_emulate_mmio(self, addr: int, is_write: bool, size: int, value: int) -> int:
         """kvm__emulate_mmio: the UART, or nothing (reads 0, writes ignored, as kvmtool does)."""
@@ -790,82 +1000,99 @@ class Machine:
     def run(self, max_instructions: int = 0) -> None:
         """Run to the guest's SYSTEM_OFF/RESET. Raises on a fault or a blown budget
         (the time budget is the deadline given at construction)."""
-        vcpu = self.vcpu
-        self.virq_group = 1 if self.platform.guest_gic == 3 else 0
-        vcpu.first_entry()
-        self._update_vi()
-        pc = LOAD_ADDR
-        with RunGuard(self.uc._uch, self.deadline) as guard:
-            while True:
-                quantum = QUANTUM if not max_instructions else min(QUANTUM, max_instructions - self.instructions)
-                fault = None
-                self.fetch_fault = None
-                self.hooked_wfx_pc = -1
+        cores = self.cores
+        cores[0].power_on(LOAD_ADDR, self.dtb_addr)  # the boot protocol: x0 = the DTB
+        turn = 0
+        with RunGuard(cores[0].uc._uch, self.deadline) as guard:
+            while not (guard.stopping or self.error is not None or self.finished):
+                self._wake_blocked()
+                running = [c for c in cores if c.state == RUNNING]
+                if not running:
+                    self._idle()
+                    continue
+                if len(running) > 1 and all(c.spinning for c in running):
+                    self._all_spinning()
+                while cores[turn % len(cores)].state != RUNNING:
+                    turn += 1
+                core = cores[turn % len(cores)]
+                turn += 1
+                guard.uch = core.uc._uch
+                # several vCPUs at work take short turns: one waiting on another sees it act
+                # within SMP_QUANTUM instructions, not within a whole quantum
+                quantum = QUANTUM if len(running) == 1 else SMP_QUANTUM
+                if max_instructions:
+                    quantum = min(quantum, max_instructions - self.instructions)
+                executed = core.run_quantum(quantum)
                 if guard.stopping:
                     break
-                try:
-                    self.uc.emu_start(pc, RUN_UNTIL, 0, quantum)
-                except UcError as e:
-                    fault = e
-                if guard.stopping or self.error is not None or self.finished:
-                    break
-                if self.resume_at is not None:  # an exception entered from an MRS/MSR hook
-                    pc, self.resume_at = self.resume_at, None
-                    continue
-                pc = self.regs.read(a64.UC_ARM64_REG_PC)
-                if fault is not None:
-                    if fault.errno in (UC_ERR_FETCH_UNMAPPED, UC_ERR_FETCH_PROT) and self.fetch_fault is not None:
-                        self._iabt(pc)  # the VA the guest branched to (the hook saw its PA)
-                        if self.error is not None or self.finished:
-                            break
-                        pc = self.regs.read(a64.UC_ARM64_REG_PC)
-                        continue
-                    raise GuestFault(f"guest fault at pc 0x{pc:x}: {fault}")
-                if pc == RUN_UNTIL:
-                    raise GuestFault(f"guest branched to 0x{pc:x}, outside the machine's memory")
-                prev = self.read_insn(pc - 4)
-                if prev in (WFI, WFE) and self.hooked_wfx_pc != pc - 4:
-                    # a WFI the scan did not see (Unicorn returns past it): the exit it is on KVM
-                    self.ctxt.pc_of_trap = pc - 4
-                    self.ctxt.injected = False
-                    self._exit((Exit.WFX << 26) | ESR_IL | (1 if prev == WFE else 0))
-                    if self.error is not None or self.finished:
-                        break
-                    pc = self.regs.read(a64.UC_ARM64_REG_PC)
-                    continue
-                self.instructions += quantum
-                vcpu.clock.guest_insns += quantum
-                if max_instructions and self.instructions >= max_instructions:
+                self.instructions += executed
+                # the running vCPUs share the time: a round of quanta is one quantum of it
+                self.clock.guest_insns += executed / len(running)
+                if max_instructions and self.instructions >= max_instructions and not self.finished:
                     raise BudgetExceeded(f"the budget of {max_instructions:,} instructions ran out before the guest "
-                                         f"finished (pc 0x{pc:x})")
-                self._timer_irq_if_due()
-                if self.error is not None or self.finished:
-                    break
-                pc = self.regs.read(a64.UC_ARM64_REG_PC)
+                                         f"finished (pc 0x{core.pc:x})")
         guard.raise_if_signalled()
         if self.error is not None:
             raise self.error
         if not self.finished:
-            pc = self.regs.read(a64.UC_ARM64_REG_PC)
-            raise BudgetExceeded(f"the time budget ran out before the guest finished (pc 0x{pc:x})")
-        vcpu.vcpu_put()
+            raise BudgetExceeded(f"the time budget ran out before the guest finished (pc 0x{cores[0].pc:x})")
+        loaded = [c.vcpu for c in cores if c.loaded]
+        for v in loaded:
+            v.vcpu_put()
+        if len(loaded) > 1:
+            self.vcpu.finish_counts(sum(v.entries for v in loaded))
 
-    def _iabt(self, addr: int) -> None:
-        """A fetch from an address no memory backs: KVM's instruction-abort exit."""
-        self.ctxt.pc_of_trap = addr
-        self._exit((Exit.IABT_LOW << 26) | ESR_IL | 0x06, addr)
+    def _wake_blocked(self) -> None:
+        """kvm_vcpu_block ends when the vCPU is runnable: an interrupt to take, or its timer due."""
+        for core in self.cores:
+            if core.state == BLOCKED:
+                v = core.vcpu
+                if v.dist.has_pending() or v.timer.should_fire(v.counter):
+                    core.wake()
 
-    def read_insn(self, pc: int) -> int | None:
-        """The instruction word at ``pc`` as the guest's memory holds it now (None: unmapped)."""
-        buf = self._insn_buf
-        if uclib.uc_mem_read(self.uc._uch, pc, buf, 4):
-            return None
-        return int.from_bytes(buf.raw[:4], "little")
+    def _all_spinning(self) -> None:
+        """Every running vCPU spins: only time can change anything. Jump to the earliest
+        armed timer's deadline (if there is one), then let them all spin once more."""
+        now = self.clock.ticks()
+        armed = [c.vcpu.timer.cntv_cval for c in self.cores
+                 if c.state != OFF and c.vcpu.timer.cntv_ctl & 3 == 1 and c.vcpu.timer.cntv_cval > now]
+        if armed:
+            self.clock.wait_until(min(armed))
+        for c in self.cores:
+            c.spinning = False
 
+    def _idle(self) -> None:
+        """Every vCPU waits: jump to the earliest timer deadline, or say it never comes."""
+        armed = [c.vcpu.timer.cntv_cval for c in self.cores
+                 if c.state == BLOCKED and c.vcpu.timer.cntv_ctl & 3 == 1]
+        if not armed:
+            waiting = [c.cpu_id for c in self.cores if c.state == BLOCKED]
+            raise GuestFault("guest waits in WFI with no interrupt pending and no timer armed: it would block forever"
+                             + (f" (vCPUs {waiting})" if len(self.cores) > 1 else ""))
+        self.clock.wait_until(min(armed))
+
+    # ---- what the run leaves ------------------------------------------------------------
     def guest_registers(self) -> dict[str, int]:
-        regs = {f"x{n}": self.regs.read(XREG[n]) for n in range(31)}
-        regs["pc"] = self.regs.read(a64.UC_ARM64_REG_PC)
-        return regs
+        """The boot vCPU's general-purpose registers and PC."""
+        regs = self.cores[0].regs
+        out = {f"x{n}": regs.read(XREG[n]) for n in range(31)}
+        out["pc"] = regs.read(a64.UC_ARM64_REG_PC)
+        return out
 
     def console(self) -> str:
         return self.uart.text()
+
+    def exits_by_reason(self) -> dict[int, int]:
+        total = [0] * 65
+        for c in self.cores:
+            for ec, n in enumerate(c.vcpu.exits):
+                total[ec] += n
+        return {ec: n for ec, n in enumerate(total) if n}
+
+    @property
+    def system_event(self) -> int:
+        return max(c.vcpu.system_event for c in self.cores)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for c in self.cores for w in c.vcpu.warnings]

@@ -102,6 +102,35 @@ def test_uart_output_is_the_console(tmp_path: Path) -> None:
     assert r.guest_visible["registers"]["x3"] == 0x60  # THRE | TEMT: always ready to send
 
 
-def test_more_than_one_vcpu_is_refused_clearly(tmp_path: Path) -> None:
-    with pytest.raises(GuestFault, match="--cpus 2: this machine runs one vCPU"):
-        run_guest(guest(tmp_path, list(SYSTEM_OFF)), "A", vm=VmConfig(cpus=2), timeout=30)
+SMP_GUEST = str(Path(__file__).resolve().parent.parent / "guests" / "unit" / "smp.flat")
+
+
+@pytest.mark.parametrize("platform", ["A", "C-v2"])
+def test_two_vcpus_cpu_on_ipi_and_cpu_off(platform: str) -> None:
+    """guests/unit/smp.S: CPU_ON with a context id, an SGI from vCPU 0 wakes vCPU 1 from
+    WFI, vCPU 1 powers off, AFFINITY_INFO then says OFF."""
+    r = run_guest(SMP_GUEST, platform, vm=VmConfig(cpus=2), timeout=30)
+    regs = r.guest_visible["registers"]
+    assert regs["x22"] == 0  # CPU_ON: SUCCESS
+    assert regs["x19"] == 0x5A  # the context id arrived in the secondary's x0
+    assert regs["x20"] == 0x80000001  # its own MPIDR, not the boot vCPU's
+    assert regs["x21"] == 3  # GICC_IAR: SGI 3, source CPU 0
+    assert regs["x23"] == 1 and regs["x24"] == 1  # AFFINITY_INFO: OFF; the end was reached
+    assert r.exits == {"wfx": 3, "hvc64": 4, "dabt_low": 2}
+    assert r.guest_visible["system_event"] == 1
+    again = run_guest(SMP_GUEST, platform, vm=VmConfig(cpus=2), timeout=30)
+    assert again.to_json() | {"wall_seconds": 0} == r.to_json() | {"wall_seconds": 0}  # deterministic
+
+
+def test_cpu_on_of_a_vcpu_that_does_not_exist(tmp_path: Path) -> None:
+    # x0 = CPU_ON (0xc4000003), x1 = MPIDR 5 (no such vCPU): INVALID_PARAMS (-2)
+    body = [0xD2800060, 0xF2B88000, 0xD28000A1, HVC0, 0xAA0003F3, *SYSTEM_OFF]
+    r = run_guest(guest(tmp_path, body), "A", vm=VmConfig(cpus=2), timeout=30)
+    assert r.guest_visible["registers"]["x19"] == (1 << 64) - 2
+
+
+def test_a_gicv2_guest_has_at_most_eight_vcpus(tmp_path: Path) -> None:
+    from worldswitch.errors import UsageError
+
+    with pytest.raises(UsageError, match="--cpus 9: a GICv2 guest has at most 8 vCPUs"):
+        run_guest(guest(tmp_path, list(SYSTEM_OFF)), "A", vm=VmConfig(cpus=9), timeout=30)

@@ -87,6 +87,11 @@ class Vcpu:
         self._warned: set[Any] = set()
         self.warn: Callable[[str], None] = lambda msg: None
         self.nr_vcpus = 1
+        # the run loop's view of this vCPU after an exit (kvm_vcpu_block, PSCI CPU_OFF, WFE)
+        self.blocked = False
+        self.powered_off = False
+        self.yielded = False
+        self.power: Any = None  # the VM's vCPU power control, for PSCI (None: a lone vCPU)
         # the machine's accessors for observers (a tracer); never called on the trap path
         self.read_guest_pc: Callable[[], int] = lambda: 0
         self.read_guest_insn: Callable[[int], int | None] = lambda pc: None
@@ -148,6 +153,8 @@ class Vcpu:
         # handle_exit, inlined (one Python call less per exit): the handler of the exception class
         if arm_exit_handlers[esr >> 26](self, esr, *operands) <= 0:
             return False
+        if self.blocked or self.powered_off:  # kvm_vcpu_block / CPU_OFF: the entry waits for a wake-up
+            return False
         # the next iteration of the run loop: flush, then __guest_run's entry half
         self.timer_flush(self)
         self.dist.flush_hwstate()
@@ -157,10 +164,11 @@ class Vcpu:
             self.on_guest_enter(self)
         return True
 
-    def finish_counts(self) -> None:
-        """Charge the fixed-size steps of every exit and entry half of the run."""
+    def finish_counts(self, entries: int | None = None) -> None:
+        """Charge the fixed-size steps of every exit and entry half of the run (``entries``:
+        of every vCPU, when there are several; the exits are counted for all of them)."""
         c = self.c
-        exits, entries = c[WORLD_SWITCH], self.entries
+        exits, entries = c[WORLD_SWITCH], self.entries if entries is None else entries
         c[EL1_SYSREG_SAVE] = c[EL1_SYSREG_RESTORE] = EL1_CONTEXT_REGS * (exits + entries)
         c[TIMER_SYSREG] = TIMER_SAVE_ACCESSES * exits + TIMER_RESTORE_ACCESSES * entries
 
@@ -173,6 +181,16 @@ class Vcpu:
         self.dist.flush_hwstate()
         self.vgic_restore(self.vgic_cpu, self.hyp_if)
         self.entries += 1
+
+    def wake(self) -> None:
+        """kvm_vcpu_block returned: the rest of the run loop's turn, the entry half."""
+        self.blocked = False
+        self.timer_flush(self)
+        self.dist.flush_hwstate()
+        self.vgic_restore(self.vgic_cpu, self.hyp_if)
+        self.entries += 1
+        if self.on_guest_enter is not None:
+            self.on_guest_enter(self)
 
     def reenter(self) -> None:
         """KVM_RUN called again after the VMM handled an exit: the entry half alone."""

@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GuestFault
 from ..events import MMIO_ABORT, MMIO_RANGE_TEST, PSCI_CALL, SYSREG_TRAP, WFX, Exit
-from . import arch_timer, psci
+from . import psci
 from .inject_fault import kvm_inject_pabt, kvm_inject_undefined
 from .sys_regs import FindResult, SysRegParams, sysreg_name
 from .vgic.mmio import GICD_BASE, GICD_SIZE, vgic_find_range
+from .vgic.vgic_v2_emul import dist_write_is_shared
+
+GICR_FRAMES = 0x20000  # a vCPU's redistributor: RD_base and SGI_base, 64 KiB each
 
 if TYPE_CHECKING:
     from .arm import Vcpu
@@ -81,10 +84,13 @@ def kvm_handle_guest_abort(vcpu: Vcpu, esr: int, addr: int, is_write: bool, size
     vcpu.c[MMIO_ABORT] += 1
     if vcpu.hooks.ws_mmio_trap:
         vcpu.hooks.ws_mmio_trap(vcpu, addr, is_write, size, value)
+    dist = vcpu.dist
     if GICD_BASE <= addr < GICD_BASE + GICD_SIZE:
         ranges, offset, what = vcpu.dist_ranges, addr - GICD_BASE, "distributor"
-    elif vcpu.redist_ranges and vcpu.redist_base <= addr < vcpu.redist_base + 0x20000:
-        ranges, offset, what = vcpu.redist_ranges, addr - vcpu.redist_base, "redistributor"
+    elif vcpu.redist_ranges and vcpu.redist_base <= addr < vcpu.redist_base + GICR_FRAMES * vcpu.nr_vcpus:
+        # one RD_base + SGI_base pair per vCPU: the frame says whose private interrupts
+        cpu, offset = divmod(addr - vcpu.redist_base, GICR_FRAMES)
+        ranges, what, dist = vcpu.redist_ranges, "redistributor", dist.peers[cpu]
     else:
         # no in-kernel device on the kvm_io_bus: KVM_EXIT_MMIO, for the VMM to emulate
         vcpu.run_mmio = (addr, is_write, size, value)
@@ -102,7 +108,12 @@ def kvm_handle_guest_abort(vcpu: Vcpu, esr: int, addr: int, is_write: bool, size
                        f"at offset 0x{offset:x} (0x{addr:x}): no register there")
         vcpu.run_mmio = (addr, is_write, size, value)
         return 0
-    out[0] = rng.handle(vcpu.dist, offset - rng.base, is_write, value, size) & ((1 << (8 * size)) - 1)
+    out[0] = rng.handle(dist, offset - rng.base, is_write, value, size) & ((1 << (8 * size)) - 1)
+    if is_write and len(dist.peers) > 1 and what == "distributor" and (
+            vcpu.platform.guest_gic == 3 or dist_write_is_shared(rng.name, offset - rng.base)):
+        for other in dist.peers:  # the shared registers: every vCPU's copy sees the write
+            if other is not dist:
+                rng.handle(other, offset - rng.base, is_write, value, size)
     return 1
 
 
@@ -113,16 +124,15 @@ def kvm_handle_wfx(vcpu: Vcpu, esr: int) -> int:
         vcpu.hooks.ws_wfi(vcpu)
     if vcpu.dist.has_pending():
         return 1
-    if esr & 1:  # WFE: kvm_vcpu_on_spin, a yield; nothing to wait for on one vCPU
+    if esr & 1:  # WFE: kvm_vcpu_on_spin, a yield to another vCPU
+        vcpu.yielded = True
         return 1
-    timer = vcpu.timer
-    ctl = timer.cntv_ctl
-    if ctl & arch_timer.CNTV_CTL_ENABLE and not ctl & arch_timer.CNTV_CTL_IMASK:
-        # idle until the deadline: simulated time jumps, no host time is involved
-        vcpu.clock.wait_until(timer.cntv_cval)
-        arch_timer.kvm_timer_update_state(vcpu)
+    if vcpu.timer.should_fire(vcpu.counter):  # kvm_arch_vcpu_runnable: the timer is due
         return 1
-    raise GuestFault("guest waits in WFI with no interrupt pending and no timer armed: it would block forever")
+    # kvm_vcpu_block: the run loop resumes this vCPU when it has something to take; if
+    # nothing can ever come, the machine says so. Simulated time jumps; no host time.
+    vcpu.blocked = True
+    return 1
 
 
 def kvm_handle_iabt(vcpu: Vcpu, esr: int, addr: int) -> int:

@@ -2,8 +2,8 @@
 
 PSCI_FEATURES is PSCI 1.0's (Linux 4.16); it is answered here because firmware-probing
 guests (kvm-unit-tests among them) ask it, and a v4.5 kernel's NOT_SUPPORTED for every
-unknown function is what they fall back on anyway. One vCPU is modelled: CPU_ON and
-AFFINITY_INFO know the vCPUs the machine has, and the only vCPU going off ends the VM.
+unknown function is what they fall back on anyway. CPU_ON, CPU_OFF and AFFINITY_INFO
+act on the machine's vCPUs through ``vcpu.power``; the last vCPU going off ends the VM.
 """
 
 from __future__ import annotations
@@ -74,12 +74,23 @@ def kvm_psci_0_2_call(vcpu: Vcpu, regs: list[int]) -> tuple[int, int | None, int
         hits = [cpu for cpu in range(vcpu.nr_vcpus) if not (vcpu.board_mpidr(cpu) ^ regs[1]) & mask]
         if not hits:
             return 1, PSCI_RET_INVALID_PARAMS, 0
-        return 1, PSCI_0_2_AFFINITY_LEVEL_ON if vcpu.vcpu_id in hits else PSCI_0_2_AFFINITY_LEVEL_OFF, 0
+        on = any(_is_on(vcpu, cpu) for cpu in hits)
+        return 1, PSCI_0_2_AFFINITY_LEVEL_ON if on else PSCI_0_2_AFFINITY_LEVEL_OFF, 0
     if base == PSCI_0_2_FN_CPU_ON:
         cpu = vcpu.kvm_mpidr_to_vcpu(regs[1])
         if cpu is None:
             return 1, PSCI_RET_INVALID_PARAMS, 0
-        return 1, PSCI_RET_ALREADY_ON, 0  # only this vCPU exists, and it is on
+        if _is_on(vcpu, cpu):
+            return 1, PSCI_RET_ALREADY_ON, 0
+        vcpu.power.cpu_on(cpu, regs[2], regs[3])  # kvm_psci_vcpu_on: PC, x0 = context, reset state
+        return 1, PSCI_RET_SUCCESS, 0
     if base == PSCI_0_2_FN_CPU_OFF:
-        return 0, None, SYSTEM_EVENT_SHUTDOWN  # the only vCPU going off ends the VM
+        if vcpu.power is not None and vcpu.power.others_on(vcpu.vcpu_id):
+            vcpu.powered_off = True  # kvm_psci_vcpu_off: this vCPU stops; the others go on
+            return 1, None, 0
+        return 0, None, SYSTEM_EVENT_SHUTDOWN  # the last vCPU going off ends the VM
     return 1, PSCI_RET_NOT_SUPPORTED, 0
+
+
+def _is_on(vcpu: Vcpu, cpu: int) -> bool:
+    return cpu == vcpu.vcpu_id if vcpu.power is None else vcpu.power.cpu_is_on(cpu)

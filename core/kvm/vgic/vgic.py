@@ -118,7 +118,7 @@ class VgicDist:
         self.cpu = vgic_cpu
         self.model = model  # 2 or 3: the GIC the guest sees
         self.enabled = 0  # GICD_CTLR enable
-        self.irq_enabled = 0  # bit per interrupt
+        self.irq_enabled = 0xFFFF  # bit per interrupt; vgic_init enables the SGIs, which stay enabled
         self.irq_pending = 0
         self.irq_level = 0
         self.irq_active = 0
@@ -130,6 +130,11 @@ class VgicDist:
         self.lr_used = 0
         self.irq_lr_map: dict[int, int] = {}
         self.pending_on_cpu = False
+        # the VM's vCPUs, by id, each with its own copy of this structure (the private
+        # interrupts are banked; writes to the shared registers are applied to every copy)
+        self.vcpu_id = 0
+        self.peers: list[VgicDist] = [self]
+        self.kicked = False  # another vCPU made an interrupt pending here while this one ran
 
     # ---- state changes from the distributor emulation -----------------------------
     def update_state(self) -> None:
@@ -137,11 +142,20 @@ class VgicDist:
         self.pending_on_cpu = bool(self.enabled and self.irq_pending & self.irq_enabled)
 
     def dispatch_sgi(self, sgi: int, source: int, targets: int) -> None:
-        """vgic_dispatch_sgi / vgic_v3_dispatch_sgi, after the target list is decoded."""
+        """vgic_dispatch_sgi / vgic_v3_dispatch_sgi, after the target list is decoded into a
+        bitmap of vCPU ids: the SGI becomes pending on each target, from ``source``."""
         self.c[VGIC_DISPATCH_SGI] += 1
-        if targets & 1:  # this model has one vCPU: only CPU 0 can be hit
-            self.irq_sgi_sources[sgi] |= 1 << source
-            self.irq_pending |= 1 << sgi
+        peers = self.peers
+        while targets:
+            cpu = (targets & -targets).bit_length() - 1
+            targets &= targets - 1
+            if cpu < len(peers):
+                d = peers[cpu]
+                d.irq_sgi_sources[sgi] |= 1 << source
+                d.irq_pending |= 1 << sgi
+                d.update_state()
+                if d is not self:
+                    d.kicked = True  # kvm_vcpu_kick: the target must exit to see it
         self.update_state()
 
     def inject_level(self, irq: int, level: bool) -> None:

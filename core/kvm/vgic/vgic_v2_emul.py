@@ -51,8 +51,9 @@ def _bytes(attr: str, writable_from: int):
 
 
 def _targets(d: VgicDist, off: int, w: bool, v: int, size: int) -> int:
-    if off < 32:  # private interrupts target the reading CPU: CPU 0 here
-        return 0x01010101 if size == 4 else 1
+    if off < 32:  # private interrupts target the reading CPU
+        mine = 1 << d.vcpu_id
+        return mine * 0x01010101 if size == 4 else mine
     return _bytes("targets", 32)(d, off, w, v, size)
 
 
@@ -73,11 +74,12 @@ def handle_mmio_sgi_reg(d: VgicDist, off: int, w: bool, v: int, size: int) -> in
         sgi = v & 0xF
         target_list = (v >> 16) & 0xFF
         mode = (v >> 24) & 3
+        me = 1 << d.vcpu_id
         if mode == 1:
-            target_list = 0xFF & ~1  # everybody but me
+            target_list = ((1 << len(d.peers)) - 1) & ~me  # everybody but me
         elif mode == 2:
-            target_list = 1  # me (CPU 0)
-        d.dispatch_sgi(sgi, 0, target_list)
+            target_list = me
+        d.dispatch_sgi(sgi, d.vcpu_id, target_list)
     return 0
 
 
@@ -120,3 +122,15 @@ def vgic_dist_ranges() -> list[MmioRange]:
         MmioRange("SGI_PENDING_CLEAR", 0xF10, 16, _sgi_pending(False)),
         MmioRange("SGI_PENDING_SET", 0xF20, 16, _sgi_pending(True)),
     ]
+
+
+#: the first byte offset, in each range, of a register that is not banked per CPU
+_SHARED_FROM = {"CTRL": 0, "ENABLE_SET": 4, "ENABLE_CLEAR": 4, "PENDING_SET": 4, "PENDING_CLEAR": 4,
+                "ACTIVE_SET": 4, "ACTIVE_CLEAR": 4, "PRI": 32, "TARGET": 32, "CONFIG": 8}
+
+
+def dist_write_is_shared(name: str, offset: int) -> bool:
+    """Does a write there change state every vCPU sees (GICD_CTLR, the SPIs' registers),
+    rather than the writer's banked private interrupts or an SGI it sends?"""
+    first = _SHARED_FROM.get(name)
+    return first is not None and offset >= first

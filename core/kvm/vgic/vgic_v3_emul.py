@@ -68,7 +68,12 @@ def _waker(d: VgicDist, off: int, w: bool, v: int, size: int) -> int:
 
 
 def _rd_typer(d: VgicDist, off: int, w: bool, v: int, size: int) -> int:
-    return (1 << 4) if off == 0 else 0  # Last: the only redistributor, affinity 0
+    """GICR_TYPER: Processor_Number[23:8], Last[4] for the last frame, Affinity[63:32]."""
+    cpu = d.vcpu_id
+    aff = (cpu >> 4 & 0xFF) << 8 | (cpu & 0xF)  # KVM's MPIDR: 16 vCPUs per Aff0 cluster
+    low = (cpu << 8) | ((cpu == len(d.peers) - 1) << 4)
+    value = low | aff << 32
+    return value >> 32 if off == 4 else value
 
 
 def vgic_redist_ranges() -> list[MmioRange]:
@@ -98,9 +103,14 @@ def vgic_v3_dispatch_sgi(d: VgicDist, reg: int) -> None:
     """ICC_SGI1R_EL1 write: TargetList[15:0], Aff1..3, INTID[27:24], IRM[40]."""
     d.c[VGIC_SGI1R_DECODE] += 1
     sgi = (reg >> 24) & 0xF
+    nr = len(d.peers)
     if (reg >> 40) & 1:
-        targets = 0  # "all but self": nobody else exists here
+        targets = ((1 << nr) - 1) & ~(1 << d.vcpu_id)  # IRM: all but self
     else:
-        aff = (reg >> 16) & 0xFF, (reg >> 32) & 0xFF, (reg >> 48) & 0xFF
-        targets = (reg & 0xFFFF) if aff == (0, 0, 0) else 0
-    d.dispatch_sgi(sgi, 0, targets & 1)
+        # the vCPUs whose MPIDR has Aff3.Aff2.Aff1 of the register and Aff0 in its list
+        aff321 = (reg >> 48 & 0xFF) << 16 | (reg >> 32 & 0xFF) << 8 | (reg >> 16 & 0xFF)
+        targets = 0
+        for cpu in range(nr):
+            if (cpu >> 4) == aff321 and (reg >> (cpu & 0xF)) & 1:
+                targets |= 1 << cpu
+    d.dispatch_sgi(sgi, d.vcpu_id, targets)
