@@ -134,3 +134,66 @@ def test_a_gicv2_guest_has_at_most_eight_vcpus(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match="--cpus 9: a GICv2 guest has at most 8 vCPUs"):
         run_guest(guest(tmp_path, list(SYSTEM_OFF)), "A", vm=VmConfig(cpus=9), timeout=30)
+
+
+def test_the_clock_counts_priced_exits_guest_quanta_and_idle_time() -> None:
+    from worldswitch.events import WORLD_SWITCH, new_counters
+    from worldswitch.hw.sys_counter import SystemCounter
+    from worldswitch.platform import get_platform
+
+    pf = get_platform("A")
+    counters = new_counters()
+    clock = SystemCounter(counters, pf)
+    assert clock.ticks() == 0
+    counters[WORLD_SWITCH] += 1  # one exit: its fitted fixed cost, in ticks of CNTFRQ
+    world_switch = pf.unit_costs()[WORLD_SWITCH]
+    assert clock.ticks() == int(world_switch * pf.cntfrq_hz // pf.cpu_hz)
+    clock.guest_insns += 2000
+    assert clock.cycles() == world_switch + 2000 * pf.guest_cpi
+    clock.wait_until(10_000)
+    assert clock.ticks() == 10_000  # idle: exactly to the deadline, not past it
+    on_guest_clock = SystemCounter(counters, pf, mode="guest")
+    on_guest_clock.guest_insns = 2000
+    assert on_guest_clock.cycles() == 2000 * pf.guest_cpi  # no plugin can move this one
+
+
+def test_irqchip_picks_the_profile_of_the_same_host() -> None:
+    from worldswitch.errors import UsageError
+    from worldswitch.platform import get_platform, platform_for_irqchip
+
+    assert platform_for_irqchip(get_platform("C-v2"), 3).name == "C-v3"
+    assert platform_for_irqchip(get_platform("C-v3"), 2).name == "C-v2"
+    assert platform_for_irqchip(get_platform("A"), 2).name == "A"
+    with pytest.raises(UsageError, match="a GICv2 host cannot run a GICv3 guest"):
+        platform_for_irqchip(get_platform("A"), 3)
+
+
+def test_a_guest_that_reads_the_clock_is_checked_for_transparency_on_the_guest_clock() -> None:
+    """exitcost prints costs read from CNTVCT: they differ under the series by design, and
+    everything else it sees must not."""
+    from click.testing import CliRunner
+    from worldswitch.cli import main
+
+    exitcost = str(Path(__file__).resolve().parent.parent / "guests" / "unit" / "exitcost.flat")
+    res = CliRunner().invoke(main, ["run", exitcost, "-p", "C-v3", "--patches", "series", "--json",
+                                    "--check-transparency"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    out = json.loads(res.stdout)
+    assert out["transparency"] == {"checked": True, "difference": None}
+    assert out["guest_visible"]["clock_used"] is True
+    vanilla = run_guest(exitcost, "C-v3", timeout=60)
+    assert vanilla.guest_visible["console"] != out["guest_visible"]["console"]  # the costs it printed
+
+
+def test_a_delay_loop_on_the_clock_is_fast_forwarded(tmp_path: Path) -> None:
+    # x1 = CNTVCT + 10_000_000 (100 ms at 100 MHz); loop: mrs x2, cntvct; cmp x2, x1; b.lo loop
+    mrs_cntvct = _sys(2, 3, 3, 14, 0, 2, True)
+    body = [_sys(10, 3, 3, 14, 0, 2, True), 0xD2A01301, 0xF292D001,  # mrs x10, cntvct; x1 = 0x989680
+            0x8B0A0021,  # add x1, x1, x10
+            mrs_cntvct, 0xEB01005F, 0x54FFFFC3, *SYSTEM_OFF]  # loop: mrs x2; cmp x2, x1; b.lo loop
+    r = run_guest(guest(tmp_path, body), "A", timeout=30, max_instructions=5_000_000)
+    regs = r.guest_visible["registers"]
+    assert regs["x2"] >= regs["x1"] and regs["x2"] - regs["x1"] < 2_000  # ended at its deadline, in time
+    assert r.exits == {"hvc64": 1}  # the wait itself never exits

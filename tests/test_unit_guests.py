@@ -23,14 +23,13 @@ from worldswitch.errors import GuestFault
 from worldswitch.machine import VmConfig
 
 UNIT_DIR = Path(__file__).resolve().parent.parent / "guests" / "unit"
-IMAGES = ("boot", "vectors", "irq", "timer", "exitcost", "plumbing", "plumbing_stp")
+IMAGES = ("boot", "vectors", "irq", "timer", "exitcost", "plumbing", "plumbing_stp", "smp")
 LOAD_ADDR = 0x80080000
 GUEST_GIC = {"A": 2, "B": 2, "C-v2": 2, "C-v3": 3}
 BUDGET = {"timeout": 60, "max_instructions": 50_000_000}
 SYSTEM_OFF = 1
 CROSS_GCC = "aarch64-linux-gnu-gcc"
 BUILT_WITH = "12.2.0"  # the gcc that made the committed images (README.md)
-
 
 
 def image(name: str) -> str:
