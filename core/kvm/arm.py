@@ -185,17 +185,16 @@ class Vcpu:
     def wake(self) -> None:
         """kvm_vcpu_block returned: the rest of the run loop's turn, the entry half."""
         self.blocked = False
-        self.timer_flush(self)
-        self.dist.flush_hwstate()
-        self.vgic_restore(self.vgic_cpu, self.hyp_if)
-        self.entries += 1
-        if self.on_guest_enter is not None:
-            self.on_guest_enter(self)
+        self._entry_half()
 
     def reenter(self) -> None:
         """KVM_RUN called again after the VMM handled an exit: the entry half alone."""
         self.c[USER_EXIT] += 1
         self.run_mmio = None
+        self._entry_half()
+
+    def _entry_half(self) -> None:
+        """The flush and __guest_run's entry half, as world_switch ends (which inlines it)."""
         self.timer_flush(self)
         self.dist.flush_hwstate()
         self.vgic_restore(self.vgic_cpu, self.hyp_if)
