@@ -57,6 +57,8 @@ class RunResult:
     wall_seconds: float = field(compare=False, default=0.0)
     forced: bool = False
     warnings: list[str] = field(default_factory=list)
+    # guest instructions of spin loops the scheduler skipped, not emulated (core/spin.py)
+    spin_skipped: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -258,4 +260,5 @@ def run_guest(
         exits=visible["exits"], cycles=total, cycles_per_iteration=total / max(iterations, 1),
         guest_visible=visible, wall_seconds=wall, forced=force and bool(selected),
         warnings=getattr(machine, "warnings", vcpu.warnings),
+        spin_skipped=getattr(machine, "spin_skipped", 0),
     )

@@ -373,6 +373,8 @@ def _print_run(r: Any, guest: str, pf: Any, breakdown: Any, new_counters: Any) -
     for k, v in r.counts.items():
         if v:
             con.print(f"  {v:>18,}      {k:<20} {cyc.get(k, 0.0):>16,.0f}")
+    if r.spin_skipped:
+        con.print(f"\n  {r.spin_skipped:>18,}      guest instructions of spin loops skipped, not emulated")
     con.print(f"\n  {r.wall_seconds:>18.3f}      seconds of simulation (host time, not part of the result)\n")
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import mmap
 import struct
 from collections.abc import Callable
@@ -82,6 +83,7 @@ from .hw.serial8250 import UART_BASE, UART_SIZE, Serial8250
 from .kvm.arm import GICD_BASE, Vcpu
 from .kvm.psci import PSCI_TAKES_ARGS
 from .kvm.sys_regs import SysRegParams, sysreg_name
+from .spin import Loop, analyse, classify
 
 RAM_BASE = 0x80000000
 RAM_SIZE = 0x4000000  # 64 MiB: the default --mem
@@ -99,6 +101,13 @@ QUANTUM = 200_000
 SMP_QUANTUM = 20_000
 #: the most a delay loop's clock read fast-forwards the clock, in cycles (10 µs at 2 GHz)
 SPIN_STEP_MAX = 20_000
+#: the longest loop iteration the spin-loop probe follows (core/spin.py)
+PROBE_MAX = 32
+#: after a failed probe, quanta without one (doubling up to this many)
+PROBE_BACKOFF_MAX = 64
+# x0..x30, SP, NZCV: the state core/spin.py compares between a loop's iterations
+GPR_IDS = [a64.UC_ARM64_REG_X0 + i for i in range(29)] + [
+    a64.UC_ARM64_REG_X29, a64.UC_ARM64_REG_X30, a64.UC_ARM64_REG_SP, a64.UC_ARM64_REG_NZCV]
 
 EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_HVC, EXCP_SMC = 1, 2, 3, 4, 11, 13
 ESR_EC_SVC64 = 0x15
@@ -331,6 +340,10 @@ class Cpu:
         self._spin = 1
         self.cut = False  # stopped early on purpose: resume where it stands, count nothing
         self.spinning = False  # its last turn ended in a spin: it waits for time or another vCPU
+        self.loop: Loop | None = None  # its last turn ended in a loop it could skip (core/spin.py)
+        self.probing = False  # stepping a loop to see whether it can be skipped: no trap may act
+        self.probe_fault = False
+        self._probe_wait, self._probe_backoff = 0, 1
         self.state = OFF
         self.loaded = False  # vcpu_load ran: vcpu_put must too
         self.pc = 0  # where the core resumes
@@ -742,6 +755,10 @@ class Cpu:
         buf = ctypes.create_string_buffer(8)
 
         def on_mmio(uch: Any, access: int, addr: int, size: int, value: int, ud: Any) -> None:
+            if self.probing:  # a device access is no skippable loop: stop before anything acts
+                self.probe_fault = True
+                uclib.uc_emu_stop(uch_)
+                return
             try:
                 is_write = access == UC_MEM_WRITE
                 pc = regs.read(pc_reg)
@@ -764,6 +781,9 @@ class Cpu:
 
     def _on_data_unmapped(self, uch: Any, access: int, addr: int, size: int, value: int, ud: Any) -> bool:
         """A data access above RAM: map the page, so the access retries as MMIO."""
+        if self.probing:
+            self.probe_fault = True
+            return False
         try:
             page = addr & ~0xFFFF
             self.uc.mem_map(page, 0x10000, UC_PROT_READ | UC_PROT_WRITE)
@@ -894,6 +914,71 @@ class Cpu:
             return None
         return int.from_bytes(buf.raw[:4], "little")
 
+    # ---- spin loops (core/spin.py) ----------------------------------------------------
+    def gprs(self) -> list[int]:
+        return self.uc.reg_read_batch(GPR_IDS)
+
+    def watch_loop(self) -> Loop | None:
+        """After a turn with no exit: is the core spinning in a loop the scheduler may skip?
+        A probe that fails is not repeated for a while (the code is doing real work)."""
+        if self._probe_wait:
+            self._probe_wait -= 1
+            return None
+        loop = self.probe_loop()
+        if loop is None:
+            self._probe_backoff = min(self._probe_backoff * 2, PROBE_BACKOFF_MAX)
+            self._probe_wait = self._probe_backoff
+        else:
+            self._probe_backoff = 1
+        return loop
+
+    def probe_loop(self) -> Loop | None:
+        """Run the code at the core's PC twice round, one instruction at a time, each checked
+        before it runs (core/spin.py's rules: no store, no trap), then put every register
+        back. The loop it went round, if it may be skipped; otherwise None."""
+        uc = self.uc
+        saved = uc.context_save()
+        self.probing, self.probe_fault = True, False
+        try:
+            s0 = self.gprs()
+            first = self._step_round(self.pc)
+            if first is None:
+                return None
+            s1 = self.gprs()
+            if self._step_round(self.pc) != first:
+                return None
+            return analyse(first, s0, s1, self.gprs())
+        finally:
+            uc.context_restore(saved)
+            self.probing, self.fetch_fault = False, None
+
+    def _step_round(self, head: int) -> list[tuple[int, int]] | None:
+        """Step from ``head`` until the PC is back there: the (pc, word) path, or None."""
+        path, pc = [], head
+        for _ in range(PROBE_MAX):
+            word = self.read_insn(pc)
+            if word is None or classify(word) is None:
+                return None
+            path.append((pc, word))
+            try:
+                self.uc.emu_start(pc, RUN_UNTIL, 0, 1)
+            except UcError:
+                return None
+            pc = self.regs.read(a64.UC_ARM64_REG_PC)
+            if self.probe_fault or pc == path[-1][0]:
+                return None
+            if pc == head:
+                return path
+        return None
+
+    def skip(self, loop: Loop, n: int) -> None:
+        """Leave the core where ``n`` more rounds of ``loop`` would: only its induction
+        registers and flags differ (core/spin.py)."""
+        if n <= 0:
+            return
+        for r, value in loop.advance(self.gprs(), n).items():
+            self.regs.write(GPR_IDS[r], value)
+
 
 class Machine:
     """One VM, as ``lkvm run`` builds it: RAM shared by every vCPU, the device tree, the
@@ -926,6 +1011,7 @@ class Machine:
         self.error: BaseException | None = None
         self.finished = False
         self.instructions = 0
+        self.spin_skipped = 0  # instructions of spin loops skipped (core/spin.py)
         self.scan = scan_image(code, deadline=deadline)
         self.stale: set[int] = set()
         self.uart = Serial8250(config.console)
@@ -1010,8 +1096,9 @@ class Machine:
                 if not running:
                     self._idle()
                     continue
-                if len(running) > 1 and all(c.spinning for c in running):
-                    self._all_spinning()
+                if all(c.spinning or c.loop is not None for c in running) and (
+                        len(running) > 1 or running[0].loop is not None):
+                    self._all_spinning(running)
                 while cores[turn % len(cores)].state != RUNNING:
                     turn += 1
                 core = cores[turn % len(cores)]
@@ -1022,6 +1109,13 @@ class Machine:
                 quantum = QUANTUM if len(running) == 1 else SMP_QUANTUM
                 if max_instructions:
                     quantum = min(quantum, max_instructions - self.instructions)
+                # a turn ends when the next timer is due, so its interrupt comes on time
+                deadline = self._next_deadline()
+                if deadline is not None:
+                    due = math.ceil(self.clock.cycles_to(deadline) / self.clock.guest_cpi * len(running))
+                    if due > 0:
+                        quantum = min(quantum, due)
+                entries = core.vcpu.entries
                 executed = core.run_quantum(quantum)
                 if guard.stopping:
                     break
@@ -1031,6 +1125,13 @@ class Machine:
                 if max_instructions and self.instructions >= max_instructions and not self.finished:
                     raise BudgetExceeded(f"the budget of {max_instructions:,} instructions ran out before the guest "
                                          f"finished (pc 0x{core.pc:x})")
+                # a turn that ran whole without an exit may be a spin the scheduler can skip
+                core.loop = (core.watch_loop() if executed == quantum and core.vcpu.entries == entries
+                             and core.state == RUNNING and not self.finished else None)
+                if deadline is not None and self.error is None and not self.finished:
+                    for c in running:  # the deadline passed: its vCPU exits now, not at its next turn
+                        if c.state == RUNNING:
+                            c._timer_irq_if_due()
         guard.raise_if_signalled()
         if self.error is not None:
             raise self.error
@@ -1050,16 +1151,49 @@ class Machine:
                 if v.dist.has_pending() or v.timer.should_fire(v.counter):
                     core.wake()
 
-    def _all_spinning(self) -> None:
-        """Every running vCPU spins: only time can change anything. Jump to the earliest
-        armed timer's deadline (if there is one), then let them all spin once more."""
-        now = self.clock.ticks()
+    def _next_deadline(self) -> int | None:
+        """The earliest count at which an armed, unmasked virtual timer fires, if any."""
         armed = [c.vcpu.timer.cntv_cval for c in self.cores
-                 if c.state != OFF and c.vcpu.timer.cntv_ctl & 3 == 1 and c.vcpu.timer.cntv_cval > now]
-        if armed:
-            self.clock.wait_until(min(armed))
-        for c in self.cores:
-            c.spinning = False
+                 if c.state != OFF and c.vcpu.timer.cntv_ctl & 3 == 1 and not c.vcpu.timer.irq_level]
+        return min(armed) if armed else None
+
+    def _all_spinning(self, running: list[Cpu]) -> None:
+        """Every running vCPU spins: only time can change anything. Jump to the earliest
+        armed timer's deadline (if there is one), then let them all spin once more.
+
+        A vCPU spinning on the clock needs nothing more. One spinning in a loop is moved on
+        by the rounds it would have run meanwhile (core/spin.py), each loop probed again
+        here, against memory as it is now that no vCPU runs; if any cannot be, or a loop's
+        counter would end it sooner, time moves only as far as every loop surely goes."""
+        loops = [c for c in running if c.loop is not None]
+        for c in running:
+            c.spinning, c.loop = False, None
+        target = self._next_deadline()
+        clock = self.clock
+        if target is None or target <= clock.ticks():
+            return
+        if not loops:
+            clock.wait_until(target)
+            return
+        fresh = [(c, c.probe_loop()) for c in loops]
+        # the instructions each vCPU runs before the deadline (they share the clock); the
+        # last few are run, so the deadline is met on an instruction, not skipped over
+        budget = int(clock.cycles_to(target) / clock.guest_cpi) - 1
+        for c, loop in fresh:
+            if loop is None:
+                return
+            budget = min(budget, loop.max_iterations(c.gprs()) * loop.length)
+        if budget <= 0:
+            return
+        skipped = []
+        for c, loop in fresh:
+            rounds = budget // loop.length
+            c.skip(loop, rounds)
+            skipped.append(rounds * loop.length)
+        self.instructions += sum(skipped)
+        self.spin_skipped += sum(skipped)
+        # time moves as far as every vCPU surely went; none is ahead by a whole round
+        clock.guest_insns += min(skipped)
 
     def _idle(self) -> None:
         """Every vCPU waits: jump to the earliest timer deadline, or say it never comes."""

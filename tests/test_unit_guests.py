@@ -23,7 +23,7 @@ from worldswitch.errors import GuestFault
 from worldswitch.machine import VmConfig
 
 UNIT_DIR = Path(__file__).resolve().parent.parent / "guests" / "unit"
-IMAGES = ("boot", "vectors", "irq", "timer", "exitcost", "plumbing", "plumbing_stp", "smp")
+IMAGES = ("boot", "vectors", "irq", "timer", "exitcost", "plumbing", "plumbing_stp", "smp", "spinwait")
 LOAD_ADDR = 0x80080000
 GUEST_GIC = {"A": 2, "B": 2, "C-v2": 2, "C-v3": 3}
 BUDGET = {"timeout": 60, "max_instructions": 50_000_000}
@@ -260,6 +260,45 @@ def test_exitcost_is_deterministic() -> None:
     assert first.counts == second.counts
     assert first.exits == second.exits
     assert first.cycles == second.cycles
+
+
+# ---- spinning on a flag (core/spin.py) --------------------------------------------
+
+
+def spin_lines(r: RunResult) -> list[str]:
+    return [line for line in lines(r) if line.startswith(("irq:", "tries:"))]
+
+
+@pytest.mark.parametrize("platform, cpus", [("A", 1), ("C-v3", 1), ("A", 2)])
+def test_spinwait_skips_a_10ms_spin(platform: str, cpus: int) -> None:
+    """micro-bench's timer_10ms wait: 2*10^7 rounds' worth of instructions are skipped,
+    not emulated (with two vCPUs both spin), and the guest sees its interrupt end the
+    spin; a spin whose own counter runs out first is not skipped past its end."""
+    # the instruction budget counts skipped rounds too: two vCPUs spin 2 * 2*10^7 of them
+    r = run_guest(image("spinwait"), platform, vm=VmConfig(params="smp" if cpus > 1 else "", cpus=cpus),
+                  timeout=60, max_instructions=200_000_000)
+    assert_all_passed(r)
+    first, second = spin_lines(r)
+    left = int(re.search(r"tries left (\d+)", first).group(1))
+    # 10 ms at 2 GHz and one instruction a cycle, in rounds of 6 instructions (gcc's loop)
+    assert 3_320_000 < (1 << 28) - left < 3_340_000
+    assert "tries left 4294967295, fired 0" in second
+    assert r.spin_skipped > 19_000_000 * cpus
+
+
+@pytest.mark.parametrize("params, cpus", [("us=1000", 1), ("us=300", 1)])
+def test_skipping_a_spin_is_running_it(monkeypatch: pytest.MonkeyPatch, params: str, cpus: int) -> None:
+    """With one vCPU the skip is exact: the guest sees the same rounds run, the same
+    counter values, the same everything, as when every round is emulated."""
+    from worldswitch import machine
+
+    skipped = run("spinwait", "A", params=params, cpus=cpus)
+    assert skipped.spin_skipped > 0
+    monkeypatch.setattr(machine.Cpu, "watch_loop", lambda self: None)
+    emulated = run("spinwait", "A", params=params, cpus=cpus)
+    assert emulated.spin_skipped == 0
+    assert skipped.guest_visible == emulated.guest_visible
+    assert skipped.counts == emulated.counts
 
 
 # ---- plumbing -----------------------------------------------------------------------

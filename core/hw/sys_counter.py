@@ -54,12 +54,15 @@ class SystemCounter:
     def ticks(self) -> int:
         return int(self.cycles() * self.cntfrq // self.cpu_hz)
 
+    def cycles_to(self, ticks: int) -> float:
+        """Cycles from now until the count reaches ``ticks`` (its first whole cycle)."""
+        return -(-(ticks * self.cpu_hz) // self.cntfrq) - self.cycles()
+
     def wait_until(self, ticks: int) -> None:
         """Idle until the count reaches ``ticks`` (nothing happens if it already has)."""
         now = self.ticks()
         if ticks > now:
             # the first whole cycle at or after the deadline, so ticks() >= target afterwards
-            need = -(-(ticks * self.cpu_hz) // self.cntfrq) - self.cycles()
-            self.idle_cycles += max(need, 0.0)
+            self.idle_cycles += max(self.cycles_to(ticks), 0.0)
             while self.ticks() < ticks:  # float rounding: at most a step or two
                 self.idle_cycles += 1.0
