@@ -48,7 +48,7 @@ from .kvm.coproc import (
 )
 from .kvm.psci import PSCI_TAKES_ARGS
 from .kvm.sys_regs import FindResult
-from .machine import Cpu, Regs, code_extent
+from .machine import Regs, code_extent, read_word
 
 RAM_BASE = 0x80000000
 RAM_SIZE = 0x4000000  # 64 MiB
@@ -225,7 +225,7 @@ class Machine32:
         self.uc.ctl_set_cpu_model(a32.UC_CPU_ARM_CORTEX_A15)
         self.regs = Regs32(self.uc)
         vcpu.read_guest_pc = lambda: self.regs.read(a32.UC_ARM_REG_PC)
-        vcpu.read_guest_insn = lambda pc: Cpu.read_insn(self, pc)  # type: ignore[arg-type]
+        vcpu.read_guest_insn = lambda pc: read_word(self.uc, self._insn_buf, pc)
         self._keep: list[Any] = []  # ctypes callbacks must outlive the run
         self._insn_buf = ctypes.create_string_buffer(8)
         self._build(code)

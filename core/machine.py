@@ -78,7 +78,7 @@ from .budget import RunGuard, check_deadline
 from .decode import ESR_IL, HVC_BITS, HVC_MASK, WFE, WFI, LdstSite, decode_ldst, decode_sysreg, sysreg_esr
 from .errors import BudgetExceeded, GuestFault, GuestImageError
 from .events import Exit
-from .hw.gic_v2 import GicV
+from .hw.gic_v2 import GICC_IAR, GicV
 from .hw.serial8250 import UART_BASE, UART_SIZE, Serial8250
 from .kvm.arm import GICD_BASE, Vcpu
 from .kvm.psci import PSCI_TAKES_ARGS
@@ -233,6 +233,16 @@ def _takes_site(handler: Any) -> bool:
     return code is not None and code.co_argcount - (1 if hasattr(handler, "__self__") else 0) == 2
 
 
+WORD = struct.Struct("<I")
+
+
+def read_word(uc: Uc, buf: Any, addr: int) -> int | None:
+    """One little-endian word of the guest's physical memory through Unicorn (None: unmapped)."""
+    if uclib.uc_mem_read(uc._uch, addr, buf, 4):
+        return None
+    return int.from_bytes(buf.raw[:4], "little")
+
+
 class Regs:
     """Raw register access: about 0.3 µs a call instead of the binding's 2.5 µs."""
 
@@ -329,9 +339,17 @@ class Cpu:
         vcpu.mmio_pc_exact = True
         self._keep: list[Any] = []  # ctypes callbacks must outlive the run
         self._insn_buf = ctypes.create_string_buffer(8)
-        self._ldst_cache: dict[tuple[int, int], LdstSite | None] = {}
         self._sysreg_serve: dict[tuple[tuple[int, int, int, int, int], bool], tuple[Any, bool, bool, bool]] = {}
         self.vi = False
+        self.lrf = vcpu.hyp_if.lrf
+        self.lr_state_shift = self.lrf.codec.state_shift
+        self.hcr_vi = []  # HCR_EL2 without and with VI, as CP_REG writes
+        for value in (HCR_EL2_VALUE, HCR_EL2_VALUE | HCR_VI):
+            cp = UcRegCP64()
+            cp.op0, cp.op1, cp.crn, cp.crm, cp.op2 = HCR_EL2_KEY
+            cp.val = value
+            self.hcr_vi.append(ctypes.byref(cp))
+        self._keep_cp = self.hcr_vi
         self.virq_group = 1 if self.platform.guest_gic == 3 else 0
         self.fetch_fault: int | None = None
         self.resume_at: int | None = None
@@ -554,11 +572,20 @@ class Cpu:
     # ---- interrupts ----------------------------------------------------------------------
     def _update_vi(self) -> None:
         """Drive HCR_EL2.VI as the level of "the virtual CPU interface signals an interrupt"."""
-        lrf = self.vcpu.hyp_if.lrf
-        level = lrf.signals_virq(self.virq_group) if any(lrf.lr) else False
+        lrf = self.lrf
+        # only a pending LR can be signalled: most calls (after an IAR, an EOI, an exit
+        # with nothing queued) end at this scan
+        sh = self.lr_state_shift
+        for v in lrf.lr:
+            if (v >> sh) & 1:
+                level = lrf._deliverable(self.virq_group)[0] >= 0
+                break
+        else:
+            level = False
         if level != self.vi:
             self.vi = level
-            self.regs.write_cp(HCR_EL2_KEY, HCR_EL2_VALUE | (HCR_VI if level else 0))
+            # twice per interrupt: the two CP_REG writes are built once (_build)
+            uclib.uc_reg_write(self.regs.h, a64.UC_ARM64_REG_CP_REG, self.hcr_vi[level])
 
     def _maintenance_irq(self) -> None:
         """The GIC's maintenance interrupt (an EOI KVM asked to hear of): a host IRQ, so an exit."""
@@ -592,6 +619,13 @@ class Cpu:
                 if self.vm.nr_on > 1:
                     uclib.uc_emu_stop(self.uc._uch)
             return True
+        return self._exited_to(operands[-1] if operands and isinstance(operands[-1], list) else None)
+
+    def _exited_to(self, out: list[int] | None) -> bool:
+        """The rest of :meth:`_exit` when the exit did not go straight back into the guest:
+        to userspace (KVM_EXIT_MMIO, answered as kvmtool does, ``out`` taking a read's
+        value), or the vCPU stops (the VM ended, it blocks in WFI, it powered off)."""
+        vcpu = self.vcpu
         mmio = vcpu.run_mmio
         if mmio is None:
             if vcpu.blocked:
@@ -602,8 +636,8 @@ class Cpu:
                 self.vm.finished = True
             uclib.uc_emu_stop(self.uc._uch)
             return False
-        if operands and isinstance(operands[-1], list):
-            operands[-1][0] = self.vm.kvm_cpu_emulate_mmio(*mmio)
+        if out is not None:
+            out[0] = self.vm.kvm_cpu_emulate_mmio(*mmio)
         else:
             self.vm.kvm_cpu_emulate_mmio(*mmio)
         vcpu.reenter()
@@ -730,13 +764,10 @@ class Cpu:
         except BaseException as e:  # noqa: BLE001
             self._fail(e)
 
-    def _decode_access(self, pc: int, is_write: bool, size: int, addr: int) -> LdstSite:
-        """The load/store at ``pc`` that made this access, memoised per (pc, word)."""
-        word = self.read_insn(pc)
-        key = (pc, word or 0)
-        site = self._ldst_cache.get(key, False)
-        if site is False:
-            site = self._ldst_cache[key] = decode_ldst(word) if word is not None else None
+    def _decode_access(self, pc: int, word: int | None, is_write: bool, size: int, addr: int) -> LdstSite:
+        """The load/store ``word`` at ``pc`` that made this access, checked: one the
+        hardware gives a valid syndrome for, of the size Unicorn reports."""
+        site = decode_ldst(word) if word is not None else None
         what = "write" if is_write else "read"
         if site is None or site.is_write != is_write:
             raise GuestFault(f"MMIO {what} of {size} bytes at 0x{addr:x} by pc 0x{pc:x}: the instruction there "
@@ -746,6 +777,9 @@ class Cpu:
             raise GuestFault(f"MMIO {what} at 0x{addr:x} by a {site.what} at pc 0x{pc:x}: the hardware reports no "
                              "valid syndrome (ISV=0) for it, so KVM cannot emulate it (v4.5: load/store "
                              "instruction decoding not implemented)")
+        if site.size != size:
+            raise GuestFault(f"MMIO access of {size} bytes at 0x{addr:x} by pc 0x{pc:x}, whose instruction "
+                             f"transfers {site.size}: an unaligned device access")
         return site
 
     def _make_on_mmio(self) -> Any:
@@ -753,6 +787,9 @@ class Cpu:
         pc_reg = a64.UC_ARM64_REG_PC
         uch_ = self.uc._uch
         buf = ctypes.create_string_buffer(8)
+        unpack, ram, last = WORD.unpack_from, self.vm.ram, self.ram_size - 4
+        vcpu, ctxt = self.vcpu, self.ctxt
+        syndromes: dict[int, int] = {}
 
         def on_mmio(uch: Any, access: int, addr: int, size: int, value: int, ud: Any) -> None:
             if self.probing:  # a device access is no skippable loop: stop before anything acts
@@ -762,14 +799,20 @@ class Cpu:
             try:
                 is_write = access == UC_MEM_WRITE
                 pc = regs.read(pc_reg)
-                site = self._decode_access(pc, is_write, size, addr)
-                if site.size != size:
-                    raise GuestFault(f"MMIO access of {size} bytes at 0x{addr:x} by pc 0x{pc:x}, whose instruction "
-                                     f"transfers {site.size}: an unaligned device access")
-                self.ctxt.pc_of_trap = pc
-                self.ctxt.injected = False
+                off = pc - RAM_BASE
+                word = unpack(ram, off)[0] if 0 <= off <= last else read_word(self.uc, buf, pc)
+                # the syndrome of this instruction word making this access, memoised
+                key = (pc << 40) | ((word or 0) << 8) | (is_write << 4) | size
+                esr = syndromes.get(key)
+                if esr is None:
+                    esr = syndromes[key] = self._decode_access(pc, word, is_write, size, addr).esr()
+                ctxt.pc_of_trap = pc
+                ctxt.injected = False
                 out = [0]
-                if not self._exit(site.esr(), addr, is_write, size, value & ((1 << (8 * size)) - 1), out):
+                # Cpu._exit, its common case inlined: this is the hottest trap
+                if vcpu.world_switch(esr, addr, is_write, size, value & ((1 << (8 * size)) - 1), out):
+                    self._update_vi()
+                elif not self._exited_to(out):
                     return
                 if not is_write:
                     buf.raw = out[0].to_bytes(8, "little")
@@ -804,7 +847,8 @@ class Cpu:
                 value = gicv.read(offset) if size == 4 else None
                 if value is None:
                     raise GuestFault(f"guest read of GICC offset 0x{offset:x} (size {size}): not modelled")
-                self._update_vi()
+                if offset == GICC_IAR:  # the one read that changes the interface's state
+                    self._update_vi()
                 return value
             except BaseException as e:  # noqa: BLE001
                 self._fail(e)
@@ -908,11 +952,12 @@ class Cpu:
         self._exit((Exit.IABT_LOW << 26) | ESR_IL | 0x06, addr)
 
     def read_insn(self, pc: int) -> int | None:
-        """The instruction word at ``pc`` as the guest's memory holds it now (None: unmapped)."""
-        buf = self._insn_buf
-        if uclib.uc_mem_read(self.uc._uch, pc, buf, 4):
-            return None
-        return int.from_bytes(buf.raw[:4], "little")
+        """The instruction word at ``pc`` as the guest's memory holds it now (None: unmapped).
+        RAM is read from the VM's own buffer (a tenth of a Unicorn call's cost)."""
+        off = pc - RAM_BASE
+        if 0 <= off <= self.ram_size - 4:
+            return WORD.unpack_from(self.vm.ram, off)[0]
+        return read_word(self.uc, self._insn_buf, pc)
 
     # ---- spin loops (core/spin.py) ----------------------------------------------------
     def gprs(self) -> list[int]:

@@ -56,6 +56,9 @@ class ListRegisterFile:
         # EOImode in bit 9; only the priority mask moves (GICH: [31:27], ICH: [31:24]).
         self.vmcr = 0
         self.pmr_shift, self.pmr_bits = (24, 8) if codec is V3_LR else (27, 5)
+        self._pmr_mask, self._pmr_scale = (1 << self.pmr_bits) - 1, 8 - self.pmr_bits
+        self._fields = (codec.state_shift, codec.group_bit, codec.prio_shift, (1 << codec.prio_bits) - 1,
+                        8 - codec.prio_bits)
         self.ap0r = [0] * 4
         self.ap1r = [0] * 4
         # Which active-priority bank every interrupt uses, whatever its group; None when
@@ -156,16 +159,17 @@ class ListRegisterFile:
         vmcr = self.vmcr
         if not self.hcr & 1 or not (vmcr >> group) & 1:  # En clear, or the group is disabled
             return -1, 0
-        codec = self.codec
-        sh, gbit = codec.state_shift, codec.group_bit
+        sh, gbit, psh, pmask, pscale = self._fields
         best = -1
         best_prio = 0x100
-        for i, v in enumerate(self.lr):
+        i = 0
+        for v in self.lr:
             if (v >> sh) & LR_PENDING and (v >> gbit) & 1 == group:
-                prio = codec.priority(v)
+                prio = ((v >> psh) & pmask) << pscale  # codec.priority, inlined: this runs per trap
                 if prio < best_prio:
                     best, best_prio = i, prio
-        if best < 0 or best_prio >= self.pmr:
+            i += 1
+        if best < 0 or best_prio >= ((vmcr >> self.pmr_shift) & self._pmr_mask) << self._pmr_scale:
             return -1, 0
         # nothing active (the common case) needs no running-priority scan
         busy = any(self.active_priorities(group)) if self.shared_apr is not None else any(self.ap0r) or any(self.ap1r)

@@ -156,7 +156,6 @@ class VgicDist:
                 d.update_state()
                 if d is not self:
                     d.kicked = True  # kvm_vcpu_kick: the target must exit to see it
-        self.update_state()
 
     def inject_level(self, irq: int, level: bool) -> None:
         """kvm_vgic_inject_irq for a level-sensitive line (the timer's)."""
