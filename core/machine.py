@@ -35,7 +35,7 @@ import math
 import mmap
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import capstone
@@ -149,13 +149,14 @@ class SysregSite:
     op2: int
     rt: int
     is_read: bool
+    # derived once: a trap at this site reads them and computes nothing
+    key: tuple[int, int, int, int, int] = field(init=False, compare=False)
+    esr: int = field(init=False, compare=False)
 
-    @property
-    def key(self) -> tuple[int, int, int, int, int]:
-        return (self.op0, self.op1, self.crn, self.crm, self.op2)
-
-    def esr(self) -> int:
-        return sysreg_esr(*self.key, self.rt, self.is_read)
+    def __post_init__(self) -> None:
+        key = (self.op0, self.op1, self.crn, self.crm, self.op2)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "esr", sysreg_esr(*key, self.rt, self.is_read))
 
 
 @dataclass
@@ -573,6 +574,8 @@ class Cpu:
     def _update_vi(self) -> None:
         """Drive HCR_EL2.VI as the level of "the virtual CPU interface signals an interrupt"."""
         lrf = self.lrf
+        if not self.vi and not any(lrf.lr):
+            return  # the line is low and every LR empty: the common exit, decided in C
         # only a pending LR can be signalled: most calls (after an IAR, an EOI, an exit
         # with nothing queued) end at this scan
         sh = self.lr_state_shift
@@ -656,8 +659,13 @@ class Cpu:
                     word = self.read_insn(regs.read(a64.UC_ARM64_REG_PC) - 4) or 0
                     esr |= (word >> 5) & 0xFFFF if word & HVC_MASK == HVC_BITS else 0
                 ctxt.injected = False
-                if self._exit(esr, args) and args[0] != x0:
-                    regs.write(a64.UC_ARM64_REG_X0, args[0])
+                # Cpu._exit, its common case inlined (a hypercall never yields or goes to userspace)
+                if self.vcpu.world_switch(esr, args):
+                    self._update_vi()
+                    if args[0] != x0:
+                        regs.write(a64.UC_ARM64_REG_X0, args[0])
+                else:
+                    self._exited_to(None)
                 return
             pc = regs.read(a64.UC_ARM64_REG_PC)
             if intno == EXCP_SMC:  # HCR_EL2.TSC: an exit, with the SMC itself as the return address
@@ -689,11 +697,12 @@ class Cpu:
         unpack = struct.Struct("<5I").unpack
         ctxt = self.ctxt
         stale = self.stale
+        lrf = self.lrf
 
         def on_sysreg(uch: Any, reg: int, pcp: int, ud: Any) -> int:
             try:
                 entry = sites[ud - 1] if ud else None
-                if entry is None or entry[0].addr in stale:
+                if entry is None or stale and entry[0].addr in stale:
                     # the global hook (or a stale site): decode from what Unicorn reports
                     crn, crm, op0, op1, op2 = unpack(string_at(pcp, 20))
                     pc = self.regs.read(pc_reg)
@@ -715,7 +724,8 @@ class Cpu:
                 else:
                     handler(from_address(pcp + 24).value)
                 if vi:
-                    self._maintenance_irq()
+                    if lrf.maintenance:
+                        self._maintenance_irq()
                     self._update_vi()
                 if ctxt.injected:
                     # Unicorn ignores a PC written in an MRS/MSR hook (it goes on past the
@@ -734,7 +744,11 @@ class Cpu:
     def _trap_sysreg(self, site: SysregSite, value: int = 0) -> int:
         p = SysRegParams(*site.key, not site.is_read, value)
         self.ctxt.pc_of_trap = site.addr
-        self._exit(site.esr(), p)
+        # Cpu._exit, its common case inlined (a trapped register never yields or goes to userspace)
+        if self.vcpu.world_switch(site.esr, p):
+            self._update_vi()
+        else:
+            self._exited_to(None)
         return p.regval
 
     def _unknown_sysreg(self, site: SysregSite, value: int = 0) -> int:

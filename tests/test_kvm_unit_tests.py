@@ -56,5 +56,5 @@ def test_micro_bench_prints_modelled_costs() -> None:
     """micro-bench runs to completion and its per-exit costs are the model's (in CNTVCT)."""
     out = lkvm_run("micro-bench.flat", "", ["--cpus", "2"], "A", timeout=1200)
     assert "EXIT: STATUS=1\n" in out, out[-2000:]
-    for name in ("hyp_call", "mmio_read_user", "mmio_read_vgic", "eoi", "ipi"):
+    for name in ("hyp_call", "mmio_read_user", "mmio_read_vgic", "eoi", "ipi", "timer_10ms"):
         assert re.search(rf"^{name}\s+[0-9.]+\s+[0-9.]+", out, re.M), name
