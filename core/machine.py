@@ -101,6 +101,7 @@ QUANTUM = 200_000
 SMP_QUANTUM = 20_000
 #: the most a delay loop's clock read fast-forwards the clock, in cycles (10 µs at 2 GHz)
 SPIN_STEP_MAX = 20_000
+B_SELF = 0x14000000  # b . : the one instruction whose step leaves the PC where it was
 #: the longest loop iteration the spin-loop probe follows (core/spin.py)
 PROBE_MAX = 32
 #: after a failed probe, quanta without one (doubling up to this many)
@@ -1024,8 +1025,8 @@ class Cpu:
             except UcError:
                 return None
             pc = self.regs.read(a64.UC_ARM64_REG_PC)
-            if self.probe_fault or pc == path[-1][0]:
-                return None
+            if self.probe_fault or pc == path[-1][0] and word != B_SELF:
+                return None  # a device access, or a step that did not run (a stop request)
             if pc == head:
                 return path
         return None

@@ -197,3 +197,26 @@ def test_a_delay_loop_on_the_clock_is_fast_forwarded(tmp_path: Path) -> None:
     regs = r.guest_visible["registers"]
     assert regs["x2"] >= regs["x1"] and regs["x2"] - regs["x1"] < 2_000  # ended at its deadline, in time
     assert r.exits == {"hvc64": 1}  # the wait itself never exits
+
+
+@pytest.mark.parametrize("loop, length", [([0x14000000], 1),  # b .
+                                          ([0xD503203F, 0xD503203F, 0x17FFFFFE], 3)])  # yield; yield; b
+def test_the_spin_probe_takes_a_loop_of_one_branch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   loop: list[int], length: int) -> None:
+    """``while (1);`` compiles to ``b .``, whose step leaves the PC where it was: the probe
+    must take it for the one-instruction loop it is, not for a step that did not run."""
+    from worldswitch import machine
+    from worldswitch.errors import BudgetExceeded
+
+    seen = []
+    probe = machine.Cpu.probe_loop
+
+    def recording(self: machine.Cpu) -> object:
+        seen.append(probe(self))
+        return seen[-1]
+
+    monkeypatch.setattr(machine.Cpu, "probe_loop", recording)
+    with pytest.raises(BudgetExceeded):
+        run_guest(guest(tmp_path, loop), "A", timeout=30, max_instructions=1_000_000)
+    loops = [lp for lp in seen if lp is not None]
+    assert loops and all(lp.length == length and lp.delta == {} for lp in loops)
