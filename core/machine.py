@@ -98,7 +98,7 @@ REDIST_SIZE = 0x20000  # one vCPU: RD_base and SGI_base frames
 #: guest instructions per run-loop turn: the granularity of the guest's instruction time
 QUANTUM = 200_000
 #: the turn of each vCPU while several run: the grain of their interleaving
-SMP_QUANTUM = 20_000
+SMP_QUANTUM = 2_000
 #: the most a delay loop's clock read fast-forwards the clock, in cycles (10 µs at 2 GHz)
 SPIN_STEP_MAX = 20_000
 B_SELF = 0x14000000  # b . : the one instruction whose step leaves the PC where it was
