@@ -1230,6 +1230,8 @@ class Machine:
             c.spinning, c.loop = False, None
         target = self._next_deadline()
         clock = self.clock
+        if target is None and loops and len(loops) == len(running):
+            self._refuse_forever(loops)
         if target is None or target <= clock.ticks():
             return
         if not loops:
@@ -1254,6 +1256,16 @@ class Machine:
         self.spin_skipped += sum(skipped)
         # time moves as far as every vCPU surely went; none is ahead by a whole round
         clock.guest_insns += min(skipped)
+
+    def _refuse_forever(self, loops: list[Cpu]) -> None:
+        """Every running vCPU spins in a loop with no counter, and no timer is armed: no
+        store, exit or interrupt can ever change what they read. Say so now, as a WFI that
+        would block forever does, instead of spinning out the time budget."""
+        fresh = [(c, c.probe_loop()) for c in loops]
+        if all(loop is not None and not loop.delta for _, loop in fresh):
+            where = ", ".join(f"vCPU {c.cpu_id} at pc 0x{c.pc:x}" for c, _ in fresh)
+            raise GuestFault(f"guest spins for ever: {where} in a loop that stores nothing, never exits and counts "
+                             "nothing, with no timer armed to interrupt it")
 
     def _idle(self) -> None:
         """Every vCPU waits: jump to the earliest timer deadline, or say it never comes."""

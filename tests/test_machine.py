@@ -206,7 +206,6 @@ def test_the_spin_probe_takes_a_loop_of_one_branch(tmp_path: Path, monkeypatch: 
     """``while (1);`` compiles to ``b .``, whose step leaves the PC where it was: the probe
     must take it for the one-instruction loop it is, not for a step that did not run."""
     from worldswitch import machine
-    from worldswitch.errors import BudgetExceeded
 
     seen = []
     probe = machine.Cpu.probe_loop
@@ -216,7 +215,17 @@ def test_the_spin_probe_takes_a_loop_of_one_branch(tmp_path: Path, monkeypatch: 
         return seen[-1]
 
     monkeypatch.setattr(machine.Cpu, "probe_loop", recording)
-    with pytest.raises(BudgetExceeded):
+    # no timer is armed and nothing else runs: the machine says the loop never ends
+    with pytest.raises(GuestFault, match=r"guest spins for ever: vCPU 0 at pc 0x800800(0c|10|14) in a loop"):
         run_guest(guest(tmp_path, loop), "A", timeout=30, max_instructions=1_000_000)
     loops = [lp for lp in seen if lp is not None]
     assert loops and all(lp.length == length and lp.delta == {} for lp in loops)
+
+
+def test_a_counted_spin_with_no_timer_is_run_not_refused(tmp_path: Path) -> None:
+    """A loop with a counter ends by itself: it is run to its end, never called endless.
+    movz w0, #3, lsl #16; loop: subs w0, w0, #1; b.ne loop (393,216 instructions, more
+    than a turn, so the loop is probed); then SYSTEM_OFF."""
+    body = [0x52A00060, 0x71000400, 0x54FFFFE1, *SYSTEM_OFF]
+    r = run_guest(guest(tmp_path, body), "A", timeout=30, max_instructions=1_000_000)
+    assert r.guest_visible["system_event"] == 1 and r.guest_visible["registers"]["x0"] == 0x84000008

@@ -22,7 +22,9 @@ from fakes import FakeDist, plugin_source
 from worldswitch import study
 from worldswitch.cli import _pct, main
 
-B_SELF = 0x14000000
+# add x0, x0, #1; b .-4: never traps, and never ends in a budget (a counter of 2^64 rounds),
+# where a bare `b .` would be refused at once as a spin nothing can end
+COUNT_FOREVER = (0x91000400, 0x17FFFFFF)
 RESET = (0xD2B08000, 0xF2800120, 0xD4000002)  # x0 = PSCI SYSTEM_RESET; hvc #0
 
 
@@ -95,7 +97,7 @@ needs_proc = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 @pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
                                                    (signal.SIGTERM, 143, "terminated")])
 def test_a_guest_that_never_traps_stops_on_a_signal(tmp_path: Path, sig: int, code: int, word: str) -> None:
-    proc = start("run", image(tmp_path, B_SELF))  # row 4: `b .`
+    proc = start("run", image(tmp_path, *COUNT_FOREVER))  # row 4: a guest that never traps
     time.sleep(1.5)
     rc, err, took = stop(proc, sig)
     assert rc == code and took < 2
@@ -139,13 +141,13 @@ def test_workers_die_with_a_killed_parent() -> None:
 # ---- row 4 and item 2: budgets -----------------------------------------------------------
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "lots"])
 def test_timeout_must_be_positive_and_finite(tmp_path: Path, value: str) -> None:
-    code, _, err = invoke("run", image(tmp_path, B_SELF), "--timeout", value)
+    code, _, err = invoke("run", image(tmp_path, *COUNT_FOREVER), "--timeout", value)
     assert code == 2
     one_line(err, "--timeout")
 
 
 def test_budgets_bound_a_guest_that_never_traps(tmp_path: Path) -> None:
-    guest = image(tmp_path, B_SELF)
+    guest = image(tmp_path, *COUNT_FOREVER)
     t0 = time.monotonic()
     code, _, err = invoke("run", guest, "--timeout", "0.5")
     assert code == 6 and time.monotonic() - t0 < 3
