@@ -345,13 +345,12 @@ class Cpu:
         self.vi = False
         self.lrf = vcpu.hyp_if.lrf
         self.lr_state_shift = self.lrf.codec.state_shift
-        self.hcr_vi = []  # HCR_EL2 without and with VI, as CP_REG writes
+        self.hcr_vi = []  # HCR_EL2 without and with VI, as CP_REG writes (byref keeps each alive)
         for value in (HCR_EL2_VALUE, HCR_EL2_VALUE | HCR_VI):
             cp = UcRegCP64()
             cp.op0, cp.op1, cp.crn, cp.crm, cp.op2 = HCR_EL2_KEY
             cp.val = value
             self.hcr_vi.append(ctypes.byref(cp))
-        self._keep_cp = self.hcr_vi
         self.virq_group = 1 if self.platform.guest_gic == 3 else 0
         self.fetch_fault: int | None = None
         self.resume_at: int | None = None
