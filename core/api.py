@@ -210,7 +210,15 @@ def run_guest(
         check_redist_base(base, vm.cpus if pf.guest_gic == 3 else 1)
         board = build_board(pf, counters, base)
         vcpus = [VcpuCls(board, hooks)]
-        vcpus += [VcpuCls(build_board(pf, counters, base, clock=board.clock), hooks) for _ in range(vm.cpus - 1)]
+        for _ in range(vm.cpus - 1):
+            # Each vCPU gets its own instances of the selected plugins: their state is the
+            # fields a patch adds to struct kvm_vcpu or vgic_cpu (patch 6's cache, patch 7's
+            # live LRs), one per vCPU in the kernel. Objects passed in (extra_plugins,
+            # observers) are the caller's own and are shared.
+            pm_i = make_manager(selected, plugins, force=force)
+            for obj in (*extra_plugins, *observers):
+                pm_i.register(obj)
+            vcpus.append(VcpuCls(build_board(pf, counters, base, clock=board.clock), Hooks(pm_i)))
         for vcpu in vcpus:
             if not _quiet_warnings:
                 vcpu.warn = _warn

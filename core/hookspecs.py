@@ -18,8 +18,9 @@ Every per-trap hook is resolved once per run into a plain callable (see
 pluggy, and their results are checked against the return annotation: a wrong type is
 a :class:`~worldswitch.errors.PluginFailure` that names the plugin and the hook.
 
-A plugin is a module or a class. A class is instantiated once per run, so its
-instance owns the plugin's state for that run (patch 6's timer cache is an example).
+A plugin is a module or a class. A class is instantiated once per vCPU of each run, so
+its instance owns the plugin's state for that vCPU, as the fields a patch adds to
+struct kvm_vcpu do (patch 6's timer cache is an example).
 Questions are asked of the hyp code of both GIC versions: ``vgic_cpu.hyp_gic`` (2 for
 GICH, 3 for ICH_*_EL2) tells an implementation which one asks.
 """

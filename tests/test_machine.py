@@ -229,3 +229,16 @@ def test_a_counted_spin_with_no_timer_is_run_not_refused(tmp_path: Path) -> None
     body = [0x52A00060, 0x71000400, 0x54FFFFE1, *SYSTEM_OFF]
     r = run_guest(guest(tmp_path, body), "A", timeout=30, max_instructions=1_000_000)
     assert r.guest_visible["system_event"] == 1 and r.guest_visible["registers"]["x0"] == 0x84000008
+
+
+def test_each_vcpu_has_its_own_plugin_state() -> None:
+    """Patch 6 caches "the timer PPI was left inactive" in struct arch_timer_cpu, one per
+    vCPU: with two vCPUs each one's first entry makes the irqchip call, then neither does
+    again (smp.flat never changes the timer's level). A cache shared between the vCPUs
+    made the second one skip its first call."""
+    image = str(Path(__file__).resolve().parent.parent / "guests" / "unit" / "smp.flat")
+    vanilla = run_guest(image, "A", vm=VmConfig(cpus=2), timeout=60)
+    cached = run_guest(image, "A", patches="6", vm=VmConfig(cpus=2), timeout=60)
+    assert vanilla.counts["IRQCHIP_STATE_CALL"] > 2  # without the cache: a call every entry
+    assert cached.counts["IRQCHIP_STATE_CALL"] == 2
+    assert cached.guest_visible == vanilla.guest_visible

@@ -14,8 +14,8 @@ from worldswitch.plugin import PluginMeta, hookimpl
 
 
 class TimerActiveCache:
-    """One per run: the cache is the ``active_cleared_last`` field the patch adds to
-    struct arch_timer_cpu."""
+    """One per vCPU (each vCPU gets its own plugin instances): the cache is the
+    ``active_cleared_last`` field the patch adds to struct arch_timer_cpu."""
 
     WORLDSWITCH_PLUGIN = PluginMeta(
         name="timer-active-cache",
