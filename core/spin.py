@@ -42,7 +42,6 @@ class Insn:
     width: int  # 32 or 64: how its register operands are seen
     # for ``add/sub Rd, Rn, #imm``: the signed amount added (None for anything else)
     step: int | None = None
-    sets_flags: bool = False
     # a comparison of a register with a constant: (register, constant), both at ``width``
     compares: tuple[int, int] | None = None
 
@@ -67,23 +66,21 @@ def classify(w: int) -> Insn | None:
         src, dst = _r(rn, True), _r(rd, not flags)
         step = -imm if sub else imm
         if dst == ZR:  # cmp/cmn: Rn - imm, or Rn + imm
-            return Insn(_regs(src), (), width, sets_flags=True, compares=(src, (-step) % (1 << width)))
-        return Insn(_regs(src), _regs(dst), width, step=step, sets_flags=flags,
-                    compares=(src, (-step) % (1 << width)) if flags else None)
+            return Insn(_regs(src), (), width, compares=(src, (-step) % (1 << width)))
+        return Insn(_regs(src), _regs(dst), width, step=step, compares=(src, (-step) % (1 << width)) if flags else None)
     if (w & 0x1F800000) in (0x12000000, 0x13000000):  # logical immediate; bitfield
         bfm = (w & 0x1F800000) == 0x13000000 and (w >> 29) & 3 == 1
         flags = (w & 0x1F800000) == 0x12000000 and (w >> 29) & 3 == 3
         src = _regs(_r(rn, False), _r(rd, False) if bfm else ZR)
-        return Insn(src, _regs(_r(rd, not flags and not bfm)), width, sets_flags=flags)
+        return Insn(src, _regs(_r(rd, not flags and not bfm)), width)
     if (w & 0x1F800000) == 0x12800000:  # move wide: MOVN/MOVZ/MOVK
         keep = _regs(_r(rd, False)) if (w >> 29) & 3 == 3 else ()
         return Insn(keep, _regs(_r(rd, False)), width)
     if (w & 0x1F000000) == 0x0B000000 or (w & 0x1F000000) == 0x0A000000:  # add/sub, logical (shifted reg)
         if (w & 0x1F000000) == 0x0B000000 and (w >> 21) & 1:
             return None  # extended register: SP operands, not worth the rules
-        flags = (w >> 29) & 3 == 3 if (w & 0x1F000000) == 0x0A000000 else bool((w >> 29) & 1)
         src = _regs(_r(rn, False), _r(rm, False))
-        return Insn(src, _regs(_r(rd, False)), width, sets_flags=flags)
+        return Insn(src, _regs(_r(rd, False)), width)
     if (w & 0x1FE00000) == 0x1A800000:  # conditional select
         src = _regs(_r(rn, False), _r(rm, False))
         return Insn(src, _regs(_r(rd, False)), width)
@@ -114,7 +111,6 @@ class Loop:
     """A loop whose iterations can be skipped: ``length`` instructions each, registers
     ``delta`` changing by a constant, each bounded by the values in ``bounds``."""
 
-    head: int
     length: int
     delta: dict[int, int]  # register -> signed change per iteration
     width: dict[int, int]
@@ -199,4 +195,4 @@ def analyse(path: list[tuple[int, int]], s0: list[int], s1: list[int], s2: list[
         top = 1 << width[r]
         if (steps[r] - d) % top or s0[r] >= top:
             return None
-    return Loop(path[0][0], len(path), delta, width, {r: tuple(sorted(b)) for r, b in bounds.items()}, s1[32])
+    return Loop(len(path), delta, width, {r: tuple(sorted(b)) for r, b in bounds.items()}, s1[32])
