@@ -1,9 +1,11 @@
-"""``worldswitch calibrate``: fit the profiles' free parameters to a measurement file.
+"""``worldswitch calibrate``: what the measurements say about the unit costs.
 
-Each cell (guest, platform) gives one equation: measured cycles per iteration =
-Σ counted events per iteration × unit cost. Unit costs are linear in the profile's
-parameters; the ones marked ``fit = true`` are solved by least squares per host
-(C-v2 and C-v3 share host C's parameters), the others stay at their priors.
+Every measured figure (the study's vanilla table, and any board measurements of vanilla
+or patched kernels) is one linear equation in the profiles' parameters. All of them are
+fitted jointly (:mod:`worldswitch.inference`): fitted parameters by the data alone, priors
+pulled by the data as far as it identifies them, every platform of one host sharing its
+costs. The result is each parameter with its uncertainty, every row's residual, a
+leave-one-out cross-validation, and profiles written only where asked (``--write DIR``).
 """
 
 from __future__ import annotations
@@ -13,97 +15,179 @@ import os
 import re
 import tempfile
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ProfileError
 from .platform import Platform, cycles, profile_dir
-from .study import Cell
+
+if TYPE_CHECKING:
+    from .inference import Model, Observation, Posterior
+    from .measurements import Measurement
+    from .study import Cell
+
+#: a cell to run: (plugin selection, guest, platform)
+Config = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A measured figure the fit must explain."""
+
+    guest: str
+    platform: str
+    plugins: tuple[str, ...]  # canonical selection; () is vanilla
+    cycles: float
+    spread: float | None
+    origin: str  # where it was read, for messages
+
+    @property
+    def config(self) -> Config:
+        return (",".join(self.plugins) or "none", self.guest, self.platform)
+
+    @property
+    def selection(self) -> str:
+        """The plugin set as a user would write it: vanilla, series, or the names."""
+        from .plugin import discover, parse_selection
+
+        if not self.plugins:
+            return "vanilla"
+        return "series" if self.plugins == tuple(parse_selection("series", discover())) else ",".join(self.plugins)
+
+    @property
+    def label(self) -> str:
+        return f"{self.guest} on {self.platform} ({self.selection})"
+
+
+def targets(reference: Mapping[str, Mapping[str, float]] | None, measurements: Sequence[Measurement],
+            reference_name: str = "data/reference.toml", measurements_name: str = "") -> list[Target]:
+    """The figures to fit: the vanilla reference's cells, then the measurement rows. The same
+    cell measured twice is an error naming both places."""
+    out: list[Target] = []
+    seen: dict[tuple[str, str, tuple[str, ...]], str] = {}
+    for guest, row in (reference or {}).items():
+        for platform, value in row.items():
+            out.append(Target(guest, platform, (), value, None, f"{reference_name} [cells.{guest}] {platform}"))
+    for m in measurements:
+        out.append(Target(m.guest, m.platform, m.plugins, m.cycles, m.spread,
+                          f"measurement file {measurements_name}, measurement {m.row}"))
+    for t in out:
+        key = (t.guest, t.platform, t.plugins)
+        if key in seen:
+            raise ProfileError(f"{t.origin}: {t.label} is already measured in {seen[key]} (pass --reference none "
+                               "to fit your own vanilla figures instead of the study's)")
+        seen[key] = t.origin
+    return out
+
+
+@dataclass
+class Calibration:
+    """The joint fit: the posterior, the rows it explains, and what the data did to each prior."""
+
+    posterior: Posterior
+    targets: list[Target]
+    observations: list[Observation]
+
+    @property
+    def model(self) -> Model:
+        return self.posterior.model
+
+    def values(self, platform: str) -> dict[str, float]:
+        """The fitted value of every parameter ``platform`` shares with the fit."""
+        pf = self.model.platforms[platform]
+        return {name: self.posterior.value(pf.host, name) for name in pf.parameters
+                if (pf.host, name) in self.model.index}
+
+    def residuals(self) -> list[tuple[Target, float, float]]:
+        """(row, model figure, its sd) for every fitted row."""
+        return [(t, *self.posterior.predict(o.row)) for t, o in zip(self.targets, self.observations)]
+
+    def leave_one_out(self) -> list[tuple[Target, float | None, float | None]]:
+        """Each row predicted by the fit to all the others: (row, prediction, sd), or None
+        where the others cannot identify the fitted parameters without it."""
+        from .inference import fit
+
+        out: list[tuple[Target, float | None, float | None]] = []
+        for i, t in enumerate(self.targets):
+            others = self.observations[:i] + self.observations[i + 1:]
+            try:
+                post = fit(self.model, others)
+            except ProfileError:
+                out.append((t, None, None))
+                continue
+            out.append((t, *post.predict(self.observations[i].row)))
+        return out
+
+    def verdicts(self) -> list[dict[str, object]]:
+        """Per parameter: prior, range, posterior mean and sd, and what the data did: ``at
+        zero`` (the data push it below zero: held there), ``fitted`` (no prior),
+        ``overrode`` (the posterior left the prior's range), ``informed`` (the data at least
+        halved the prior's sd) or ``prior`` (the data says little)."""
+        out = []
+        post = self.posterior
+        for i, u in enumerate(self.model.unknowns):
+            mean, sd = float(post.mean[i]), post.sd(i)
+            if i in post.at_zero:
+                verdict = "at zero"
+            elif u.sd is None:
+                verdict = "fitted"
+            elif not u.low <= mean <= u.high:
+                verdict = "overrode"
+            elif sd < 0.5 * u.sd:
+                verdict = "informed"
+            else:
+                verdict = "prior"
+            out.append({"host": u.host, "name": u.name, "prior": u.prior, "range": None if u.sd is None else
+                        [u.low, u.high], "value": mean, "sd": sd, "verdict": verdict})
+        return out
+
+
+def calibrate(platforms: Mapping[str, Platform], cells: Mapping[Config, Cell], rows: Sequence[Target]) -> Calibration:
+    """Fit every host that has a measured, calibrated platform in ``rows``, jointly."""
+    from .inference import DEFAULT_NOISE, Model, Observation, fit
+
+    used = [t for t in rows if platforms[t.platform].calibrated]
+    if not used:
+        raise ProfileError("no measurement of a calibrated platform to fit")
+    hosts = sorted({platforms[t.platform].host for t in used})
+    model = Model(platforms, hosts)
+    obs = [Observation(t.origin, model.row(cells[t.config].counts, platforms[t.platform]), t.cycles,
+                       t.spread if t.spread else DEFAULT_NOISE * t.cycles) for t in used]
+    post = fit(model, obs)
+    for i in post.at_zero:
+        u = model.unknowns[i]
+        if u.sd is None:
+            # a cost no prior holds up that the data want negative: the file, not the model, is wrong
+            raise ProfileError(f"host {u.host}: the measurements fit {u.name} below 0 cycles, which is "
+                               "impossible: check the measurement file")
+    return Calibration(post, used, obs)
+
+
+def configurations(rows: Sequence[Target]) -> list[Config]:
+    """The runs a fit needs, once each, in first-seen order."""
+    return list(dict.fromkeys(t.config for t in rows))
 
 
 @dataclass
 class HostFit:
+    """One host's fitted values, as :func:`write_profiles` writes them."""
+
     host: str
-    params: dict[str, float]  # fitted values
-    residuals: dict[tuple[str, str], tuple[float, float]]  # (guest, platform) -> (measured, model)
+    params: dict[str, float]
+    residuals: dict[tuple[str, str], tuple[float, float]]
+
+
+def host_fits(cal: Calibration) -> list[HostFit]:
+    out: dict[str, HostFit] = {}
+    for i, u in enumerate(cal.model.unknowns):
+        out.setdefault(u.host, HostFit(u.host, {}, {})).params[u.name] = float(cal.posterior.mean[i])
+    return [out[h] for h in sorted(out)]
 
 
 # `value = 4356.0  # comment`: the number is replaced, the key's spelling and the comment kept
 _VALUE = re.compile(r"(?P<lead>\s*value\s*=\s*)[^#\r\n]*?(?P<tail>\s*(#[^\r\n]*)?\r?\n?)$")
-
-
-def _solve(a: list[list[float]], y: list[float]) -> list[float]:
-    """Least squares through the normal equations (a handful of unknowns)."""
-    n = len(a[0])
-    ata = [[sum(r[i] * r[j] for r in a) for j in range(n)] for i in range(n)]
-    aty = [sum(r[i] * yy for r, yy in zip(a, y)) for i in range(n)]
-    m = [row[:] + [v] for row, v in zip(ata, aty)]
-    for col in range(n):
-        piv = max(range(col, n), key=lambda r: abs(m[r][col]))
-        if abs(m[piv][col]) < 1e-9 * max(1.0, max(abs(x) for row in m for x in row[:-1])):
-            raise ValueError(col)
-        m[col], m[piv] = m[piv], m[col]
-        for r in range(n):
-            if r != col:
-                f = m[r][col] / m[col][col]
-                m[r] = [x - f * y0 for x, y0 in zip(m[r], m[col])]
-    return [m[i][n] / m[i][i] for i in range(n)]
-
-
-def fit_host(host: str, platforms: list[Platform], cells: dict[tuple[str, str], Cell],
-             reference: dict[str, dict[str, float]]) -> HostFit:
-    free = sorted({k for pf in platforms for k, p in pf.parameters.items() if p.fit})
-    for pf in platforms[1:]:
-        for k in free:
-            a, b = platforms[0].parameters.get(k), pf.parameters.get(k)
-            if (a is None) != (b is None) or (a and b and a.fit != b.fit):
-                raise ProfileError(f"profiles of host {host} disagree on parameter {k!r}")
-    rows, ys, keys = [], [], []
-    for pf in platforms:
-        priors = {k: (0.0 if p.fit else p.value) for k, p in pf.parameters.items()}
-        for guest, row in reference.items():
-            if pf.name not in row:
-                continue
-            cell = cells[(guest, pf.name)]
-            coeffs = dict.fromkeys(free, 0.0)
-            fixed = 0.0
-            for ev, terms in pf.costs.items():
-                n = cell.counts.get(ev.name, 0.0)
-                for coef, name in terms:
-                    if name in coeffs:
-                        coeffs[name] += n * coef
-                    else:
-                        fixed += n * coef * (priors[name] if name else 1.0)
-            rows.append([coeffs[k] for k in free])
-            ys.append(row[pf.name] - fixed)
-            keys.append((guest, pf.name))
-    if len(rows) < len(free):
-        raise ProfileError(f"host {host}: {len(free)} parameters to fit from only {len(rows)} measurements")
-    try:
-        theta = _solve(rows, ys)
-    except ValueError as e:
-        name = free[e.args[0]]
-        raise ProfileError(f"host {host}: parameter {name!r} is not identified by the measurements") from None
-    params = dict(zip(free, theta))
-    for name, v in params.items():
-        # a cost is never negative: the measurement file, not the model, is wrong
-        if not math.isfinite(v) or v < 0:
-            raise ProfileError(f"host {host}: the measurements fit {name} = {v:.6g} cycles, which is impossible: "
-                               "check the measurement file")
-    residuals = {}
-    for key, r, y in zip(keys, rows, ys):
-        measured = reference[key[0]][key[1]]
-        residuals[key] = (measured, measured - y + sum(c * t for c, t in zip(r, theta)))
-    return HostFit(host, params, residuals)
-
-
-def calibrate(platforms: dict[str, Platform], cells: dict[tuple[str, str], Cell],
-              reference: dict[str, dict[str, float]]) -> list[HostFit]:
-    hosts: dict[str, list[Platform]] = {}
-    for pf in platforms.values():
-        if pf.calibrated and any(pf.name in row for row in reference.values()):
-            hosts.setdefault(pf.host, []).append(pf)
-    return [fit_host(h, pfs, cells, reference) for h, pfs in sorted(hosts.items())]
 
 
 def _toml_float(v: float) -> str:
@@ -154,8 +238,8 @@ def _write_atomically(path: Path, text: str) -> None:
 def _fitted_copy(pf: Platform, path: Path, fit: HostFit) -> str:
     """The text of ``pf``'s file ``path`` with ``fit``'s values, checked by parsing it back."""
     for k in fit.params:
-        if k not in pf.parameters or not pf.parameters[k].fit:
-            raise ProfileError(f"profile {path} of host {fit.host} has no fitted parameter {k!r}")
+        if k not in pf.parameters:
+            raise ProfileError(f"profile {path} of host {fit.host} has no parameter {k!r}")
     try:
         text = _rewrite(path.read_text(), fit.params, f"profile {path}")
         written = tomllib.loads(text)["parameters"]
@@ -214,7 +298,8 @@ def with_values(pf: Platform, values: dict[str, float]) -> Platform:
 
 
 def set_priors(platforms: dict[str, Platform], priors: list[str]) -> dict[str, Platform]:
-    """Apply ``[PLATFORM:]NAME=VALUE`` overrides of prior parameters."""
+    """Apply ``[PLATFORM:]NAME=VALUE``: hold a prior at exactly VALUE (no range), on every
+    platform, or on every platform of PLATFORM's host (one host has one set of costs)."""
     out = dict(platforms)
     for item in priors:
         target, _, assignment = item.rpartition(":")
@@ -229,13 +314,16 @@ def set_priors(platforms: dict[str, Platform], priors: list[str]) -> dict[str, P
         if target and target not in out:
             raise ProfileError(f"--prior {item!r}: unknown platform {target!r}; known: {', '.join(out)}")
         hit = False
+        if target and name not in out[target].parameters:
+            raise ProfileError(f"--prior {item!r}: {target} has no parameter {name!r}")
         for pname, pf in out.items():
-            if target and pname != target:
+            if target and pf.host != out[target].host:
                 continue
             if name in pf.parameters:
                 if pf.parameters[name].fit:
                     raise ProfileError(f"--prior {item!r}: {name} is fitted on {pname}, not a prior")
-                out[pname] = with_values(pf, {name: number})
+                held = replace(pf.parameters[name], value=number, prior=None, range=None)
+                out[pname] = replace(pf, parameters={**pf.parameters, name: held})
                 hit = True
         if not hit:
             owner = f"{target} has no" if target else "no profile has a"
@@ -243,12 +331,7 @@ def set_priors(platforms: dict[str, Platform], priors: list[str]) -> dict[str, P
     return out
 
 
-def refit(platforms: dict[str, Platform], cells: dict[tuple[str, str], Cell],
-          reference: dict[str, dict[str, float]]) -> dict[str, Platform]:
-    """The profiles with their free parameters refitted (after a prior changed)."""
-    out = dict(platforms)
-    for fit in calibrate(platforms, cells, reference):
-        for name, pf in out.items():
-            if pf.host == fit.host:
-                out[name] = with_values(pf, fit.params)
-    return out
+def fitted_profiles(platforms: Mapping[str, Platform], cal: Calibration) -> dict[str, Platform]:
+    """The profiles with every parameter the fit estimated set to its fitted value."""
+    return {name: with_values(pf, cal.values(name)) if name in cal.model.platforms else pf
+            for name, pf in platforms.items()}

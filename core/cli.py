@@ -393,80 +393,149 @@ def _invalid(vanilla: Any, cell: Any, selection: str) -> str | None:
     return f"--patches {selection} is not transparent on {cell.platform} {cell.guest}: {problem}"
 
 
+def _calibration_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--measurements", "measurements", default=None, metavar="FILE | none",
+                     help="Board measurements to calibrate on besides the vanilla reference: [[measurement]] rows "
+                          "of guest, platform, plugins, cycles_per_iteration and an optional spread (default: the "
+                          "shipped example, the study's A and C-v3 series figures; none: vanilla alone).")(f)
+    f = click.option("--reference", "reference", default=None, metavar="FILE | none",
+                     help="Vanilla figures ([cells.GUEST] PLATFORM = cycles; default: the study's, "
+                          "data/reference.toml).")(f)
+    return f
+
+
+def _calibration_rows(reference: str | None, measurements: str | None) -> tuple[dict[str, dict[str, float]], list]:
+    """The vanilla reference (for the error column) and every row to calibrate on."""
+    from .calibrate import targets
+    from .measurements import EXAMPLE, load_measurements, load_reference
+
+    def path(value: str | None, option: str) -> Path | None:
+        if value is None or value == "none":
+            return None
+        if not Path(value).is_file():
+            raise click.BadParameter(f"{value!r} is not a file (or 'none')", param_hint=option)
+        return Path(value)
+
+    ref_path, meas_path = path(reference, "--reference"), path(measurements, "--measurements")
+    ref = {} if reference == "none" else load_reference(ref_path)
+    board = [] if measurements == "none" else load_measurements(meas_path)
+    rows = targets(ref, board, str(ref_path or "data/reference.toml"), str(meas_path or EXAMPLE))
+    if not rows:
+        raise click.BadParameter("nothing to calibrate on", param_hint="--reference/--measurements")
+    return ref, rows
+
+
+def _interval(bounds: tuple[float, float], scale: float = 1.0, digits: int = 1) -> list[float]:
+    return [round(scale * bounds[0], digits) + 0.0, round(scale * bounds[1], digits) + 0.0]
+
+
 @main.command()
 @click.option("--patches", default="none", show_default=True, metavar="SEL",
-              help="Also run with these plugins and show vanilla, patched and the change "
-                   "(series = all 17: the model's predictions).")
+              help="Also run with these plugins and show vanilla, patched and the change, each with its 90 % "
+                   "interval (series = all 17: the model's predictions).")
 @click.option("--platforms", "platform_list", default=None,
               help="Comma-separated platforms (default: all in the reference).")
 @click.option("--short", is_flag=True, help="Extrapolate from two short runs per cell instead of full length "
               "(same figures for these guests, seconds instead of minutes).")
 @_jobs_option
-@click.option("--measurements", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Reference figures (TOML, like data/reference.toml).")
+@_calibration_options
 @click.option("--prior", "priors", multiple=True, metavar="[PLATFORM:]NAME=VALUE",
-              help="Change a prior parameter (cycles), refit the free ones to the vanilla figures, then "
-                   "price: how much does a prediction depend on it? Repeatable.")
+              help="Hold a prior parameter at exactly VALUE cycles (no range), refit, then price: how much does "
+                   "a prediction depend on it? Repeatable.")
+@click.option("--sources", is_flag=True, help="Also name the priors that make up most of each change's interval.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @_verbosity
 @handle_errors
-def table(patches: str, platform_list: str | None, short: bool, jobs: int, measurements: Path | None,
-          priors: tuple[str, ...], as_json: bool) -> None:
+def table(patches: str, platform_list: str | None, short: bool, jobs: int, reference: str | None,
+          measurements: str | None, priors: tuple[str, ...], sources: bool, as_json: bool) -> None:
     """The reference table: per-iteration cycles for Null HVC, Self SGI and SysReg on
     each platform, beside the study's vanilla figures and the error per cell. With
-    --patches, the patched prediction and its change against vanilla too. Every patched
-    run is checked against vanilla on what the guest sees: a plugin set that changes it
-    gets no figure, a message, and exit code 9.
+    --patches, the patched prediction and its change against vanilla too, each with a
+    90 % interval: the priors' ranges propagated through a fit to the calibration
+    measurements (vanilla, plus the shipped A/C-v3 series figures unless --measurements
+    says otherwise). Every patched run is checked against vanilla on what the guest sees:
+    a plugin set that changes it gets no figure, a message, and exit code 9.
 
     \b
     Examples:
       worldswitch table --patches series
-      worldswitch table --patches 7-11 --platforms A,B
+      worldswitch table --patches series --measurements none    # blind: vanilla alone
+      worldswitch table --patches 7-11 --platforms A,B --sources
       worldswitch table --short --patches series --prior gic_mmio_read=150"""
-    from .calibrate import refit, set_priors
+    from .calibrate import calibrate, configurations, set_priors
     from .platform import load_platforms
     from .plugin import discover, parse_selection
-    from .study import TABLE_GUESTS, load_reference, measure_cells, platforms_in, price
+    from .study import TABLE_GUESTS, measure_configs, platforms_in
 
-    reference = load_reference(measurements)
-    platforms = _platform_names(platform_list) if platform_list else platforms_in(reference)
-    guests = [g for g in TABLE_GUESTS if g in reference] or list(TABLE_GUESTS)
+    ref, rows = _calibration_rows(reference, measurements)
+    platforms = _platform_names(platform_list) if platform_list else platforms_in(ref)
+    if not platforms:
+        raise click.BadParameter("no platform to show", param_hint="--platforms")
+    guests = [g for g in TABLE_GUESTS if g in ref] or list(TABLE_GUESTS)
     profiles = load_platforms()
     if priors:
         profiles = set_priors(profiles, list(priors))
-        # refitting needs every calibrated platform's vanilla cells
-        platforms_run = sorted(set(platforms) | set(platforms_in(reference)), key=list(profiles).index)
-    else:
-        platforms_run = platforms
-    patched = bool(parse_selection(patches, discover()))  # fails early on a bad selection
-    per = 2 if short else 1
-    total = len(guests) * (len(platforms_run) + (len(platforms) if patched else 0)) * per
+    selection = ",".join(parse_selection(patches, discover())) or "none"  # fails early on a bad selection
+    patched = selection != "none"
+    # Fitting needs the runs behind its rows; without --patches, --prior or a calibration
+    # option the built-in profiles already hold that fit (tests/test_calibration.py checks it)
+    fitting = patched or bool(priors) or reference is not None or measurements is not None
+    hosts = {profiles[p].host for p in platforms}
+    fit_rows = [t for t in rows if profiles[t.platform].host in hosts and profiles[t.platform].calibrated]
+    shown = [(sel, g, p) for sel in (["none", selection] if patched else ["none"]) for g in guests for p in platforms]
+    configs = list(dict.fromkeys(shown + (configurations(fit_rows) if fitting else [])))
+    total = len(configs) * (2 if short else 1)
     with _Progress(total, "table", min(jobs, total)) as tick:
-        vanilla = measure_cells(guests, platforms_run, "none", short, jobs, tick)
-        after = measure_cells(guests, platforms, patches, short, jobs, tick) if patched else {}
-    if priors:
-        profiles = refit(profiles, vanilla, reference)
-    rows, problems = [], []
+        cells = measure_configs(configs, short, jobs, tick)
+    cal = calibrate(profiles, cells, fit_rows) if fitting and fit_rows else None
+    out, problems = [], []
     for g in guests:
         for p in platforms:
-            ref = reference.get(g, {}).get(p)
-            v = price(vanilla[(g, p)], profiles[p])
-            row: dict[str, Any] = {"guest": g, "platform": p, "reference": ref, "vanilla": round(v, 1),
-                                   "error_pct": round(100 * (v - ref) / ref, 2) if ref else None}
+            ref_v = ref.get(g, {}).get(p)
+            vcell = cells[("none", g, p)]
+            model = cal.model if cal is not None and p in cal.model.platforms else None
+            vrow = model.row(vcell.counts, profiles[p]) if model else None
+            v = cal.posterior.predict(vrow)[0] if model else _price(vcell, profiles[p])
+            row: dict[str, Any] = {"guest": g, "platform": p, "reference": ref_v, "vanilla": round(v, 1),
+                                   "vanilla_90": _interval(cal.posterior.interval(vrow)) if model else None,
+                                   "error_pct": round(100 * (v - ref_v) / ref_v, 2) if ref_v else None}
             if patched:
-                problem = _invalid(vanilla[(g, p)], after[(g, p)], patches)
+                pcell = cells[(selection, g, p)]
+                problem = _invalid(vcell, pcell, patches)
                 if problem:
                     problems.append(problem)
                     row.update(patched=None, change_pct=None, invalid=problem)
-                else:
-                    a = price(after[(g, p)], profiles[p])
-                    row.update(patched=round(a, 1), change_pct=round(100 * (a - v) / v, 2) + 0.0)
-            rows.append(row)
+                elif model:
+                    prow = model.row(pcell.counts, profiles[p])
+                    a = cal.posterior.predict(prow)[0]
+                    shares = cal.posterior.shares(prow.a / v - (a / v**2) * vrow.a)
+                    row.update(patched=round(a, 1), patched_90=_interval(cal.posterior.interval(prow)),
+                               change_pct=round(100 * (a / v - 1), 2) + 0.0,
+                               change_90=_interval(cal.posterior.change_interval(vrow, prow), 100, 2),
+                               interval_sources={k: round(x, 3) for k, x in
+                                                 sorted(shares.items(), key=lambda kv: -kv[1]) if x >= 0.01})
+                else:  # a platform no measurement calibrates: its profile's values, no interval
+                    a = _price(pcell, profiles[p])
+                    row.update(patched=round(a, 1), patched_90=None, change_pct=round(100 * (a - v) / v, 2) + 0.0,
+                               change_90=None)
+            out.append(row)
+    calibrated_on = [t.origin for t in cal.targets] if cal is not None else None
     if as_json:
-        click.echo(_dumps({"patches": patches, "short": short, "priors": list(priors), "rows": rows}))
+        click.echo(_dumps({"patches": patches, "short": short, "priors": list(priors), "calibrated_on": calibrated_on,
+                           "rows": out}))
     else:
-        _print_table(rows, guests, platforms, patched, patches)
+        _print_table(out, guests, platforms, patched, patches, sources)
+        if cal is not None:
+            boards = len([t for t in cal.targets if t.plugins])
+            click.echo(f"Calibrated on {len(cal.targets) - boards} vanilla figure(s) and {boards} board "
+                       "measurement(s). [low, high]: the 90 % interval, from the priors' ranges.")
     _fail_if_invalid(problems)
+
+
+def _price(cell: Any, platform: Any) -> float:
+    from .study import price
+
+    return price(cell, platform)
 
 
 def _fail_if_invalid(problems: list[str]) -> None:
@@ -491,7 +560,7 @@ def _platform_names(text: str) -> list[str]:
 
 
 def _print_table(rows: list[dict[str, Any]], guests: list[str], platforms: list[str], patched: bool,
-                 patches: str) -> None:
+                 patches: str, sources: bool = False) -> None:
     from rich.table import Table
 
     from .study import TABLE_GUESTS
@@ -519,11 +588,22 @@ def _print_table(rows: list[dict[str, Any]], guests: list[str], platforms: list[
                     cells.append("INVALID")
                 elif val is None:
                     cells.append("-")
+                elif key == "change_pct":
+                    iv = row.get("change_90")
+                    cells.append(_pct(val) + (f"\n[{iv[0]:+.1f}, {iv[1]:+.1f}]" if iv else ""))
                 elif key.endswith("pct"):
                     cells.append(_pct(val))
+                elif key == "patched" and row.get("patched_90"):
+                    iv = row["patched_90"]
+                    cells.append(f"{val:,.0f}\n[{iv[0]:,.0f}, {iv[1]:,.0f}]")
                 else:
                     cells.append(f"{val:,.0f}")
             t.add_row(f"{TABLE_GUESTS[g]} {label}", *cells)
+        if patched and sources:
+            t.add_row(f"{TABLE_GUESTS[g]} interval from", *(
+                "\n".join(f"{k.split(':')[1]} {100 * x:.0f}%" for k, x in list(by[(g, p)].get("interval_sources",
+                                                                                         {}).items())[:3]) or "-"
+                for p in platforms))
         t.add_section()
     con.print(t)
 
@@ -534,15 +614,18 @@ def _print_table(rows: list[dict[str, Any]], guests: list[str], platforms: list[
 @click.option("--platforms", "platform_list", default="A,B,C-v2,C-v3", show_default=True)
 @click.option("--full", is_flag=True, help="Full-length runs instead of the (identical) short-run extrapolation.")
 @_jobs_option
+@_calibration_options
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @_verbosity
 @handle_errors
-def ablate(patches: str, guest_list: str, platform_list: str, full: bool, jobs: int, as_json: bool) -> None:
+def ablate(patches: str, guest_list: str, platform_list: str, full: bool, jobs: int, reference: str | None,
+           measurements: str | None, as_json: bool) -> None:
     """Attribute the savings of a set of plugins, per platform and guest. For each plugin:
     what it saves alone (with the plugins it requires, against vanilla), and what the set
-    loses without it (without it and the plugins that require it, against the whole set).
-    The two differ where patches interact, e.g. 10 only saves on top of 7. Every run is
-    checked against vanilla on what the guest sees (exit code 9 if a set changes it).
+    loses without it (without it and the plugins that require it, against the whole set),
+    each with its 90 % interval from the calibrated costs (see `table`). The two differ
+    where patches interact, e.g. 10 only saves on top of 7. Every run is checked against
+    vanilla on what the guest sees (exit code 9 if a set changes it).
 
     \b
     Example:
@@ -550,8 +633,10 @@ def ablate(patches: str, guest_list: str, platform_list: str, full: bool, jobs: 
     """
     from worldswitch import guests as builtin
 
+    from .calibrate import calibrate, configurations
+    from .platform import load_platforms
     from .plugin import discover, parse_selection
-    from .study import ablation_sets, measure_many
+    from .study import ablation_sets, measure_configs
 
     found = discover()
     selected = parse_selection(patches, found)
@@ -563,26 +648,44 @@ def ablate(patches: str, guest_list: str, platform_list: str, full: bool, jobs: 
             raise click.BadParameter(f"unknown guest {g!r}; known: {', '.join(builtin.GUESTS)}",
                                      param_hint="--guests")
     platforms_ = _platform_names(platform_list)
+    _, rows_ = _calibration_rows(reference, measurements)
+    profiles = load_platforms()
+    hosts = {profiles[p].host for p in platforms_}
+    fit_rows = [t for t in rows_ if profiles[t.platform].host in hosts and profiles[t.platform].calibrated]
     sets = ablation_sets(selected, found)
     selections = sorted({"none", ",".join(selected)} | {x for pair in sets.values() for x in pair})
-    total = len(selections) * len(guests) * len(platforms_) * (1 if full else 2)
+    configs = list(dict.fromkeys([(s, g, p) for s in selections for g in guests for p in platforms_]
+                                 + configurations(fit_rows)))
+    total = len(configs) * (1 if full else 2)
     with _Progress(total, "ablation", min(jobs, total)) as tick:
-        cells = measure_many(selections, guests, platforms_, not full, jobs, tick)
-    invalid = {key: msg for key in cells if key[0] != "none"
+        cells = measure_configs(configs, not full, jobs, tick)
+    cal = calibrate(profiles, cells, fit_rows) if fit_rows else None
+    invalid = {key: msg for key in cells if key[0] != "none" and key[1] in guests and key[2] in platforms_
                if (msg := _invalid(cells[("none",) + key[1:]], cells[key], key[0]))}
     problems = sorted(invalid.values())
     rows = []
     whole = ",".join(selected)
+
+    def saving(before: tuple[str, str, str], after: tuple[str, str, str]) -> tuple[float, list[float] | None]:
+        """Cycles saved from ``before`` to ``after``, priced by the fit where it covers the platform."""
+        pf = profiles[before[2]]
+        if cal is None or before[2] not in cal.model.platforms:
+            return _price(cells[before], pf) - _price(cells[after], pf), None
+        diff = cal.model.row(cells[before].counts, pf) - cal.model.row(cells[after].counts, pf)
+        return cal.posterior.predict(diff)[0], _interval(cal.posterior.interval(diff))
+
     for p in platforms_:
         for g in guests:
-            vanilla, series = cells[("none", g, p)].cycles, cells[(whole, g, p)].cycles
+            total_saved, total_90 = saving(("none", g, p), (whole, g, p))
             for name in selected:
                 alone, rest = sets[name]
                 bad = [k for k in ((alone, g, p), (rest, g, p), (whole, g, p)) if k in invalid]
+                a, a90 = saving(("none", g, p), (alone, g, p))
+                m, m90 = saving((rest, g, p), (whole, g, p))
                 rows.append({"platform": p, "guest": g, "plugin": name, "patch": found[name].meta.patch,
-                             "alone_saves": None if bad else round(vanilla - cells[(alone, g, p)].cycles, 1),
-                             "marginal_saves": None if bad else round(cells[(rest, g, p)].cycles - series, 1),
-                             "vanilla": round(vanilla, 1), "all": None if bad else round(series, 1),
+                             "alone_saves": None if bad else round(a, 1), "alone_90": None if bad else a90,
+                             "marginal_saves": None if bad else round(m, 1), "marginal_90": None if bad else m90,
+                             "all_save": None if bad else round(total_saved, 1), "all_90": None if bad else total_90,
                              "invalid": bool(bad)})
     if as_json:
         click.echo(_dumps(rows))
@@ -595,12 +698,14 @@ def _print_ablation(rows: list[dict[str, Any]], selected: list[str], guests: lis
                     found: dict[str, Any]) -> None:
     from rich.table import Table
 
-    def saved(v: float | None) -> str:
-        return "INVALID" if v is None else f"{v:,.0f}"
+    def saved(v: float | None, iv: list[float] | None) -> str:
+        if v is None:
+            return "INVALID"
+        return f"{v:,.0f}" + (f" [{iv[0]:,.0f}, {iv[1]:,.0f}]" if iv and iv[0] != iv[1] else "")
 
     con = _console()
     for p in platforms_:
-        con.print(f"Platform {p}: cycles saved per iteration (alone / marginal)")
+        con.print(f"Platform {p}: cycles saved per iteration, alone / marginal, [90 % interval]")
         t = Table()
         t.add_column("patch")
         t.add_column("plugin", no_wrap=True)
@@ -609,11 +714,10 @@ def _print_ablation(rows: list[dict[str, Any]], selected: list[str], guests: lis
         by = {(r["guest"], r["plugin"]): r for r in rows if r["platform"] == p}
         for name in selected:
             t.add_row(str(found[name].meta.patch or "-"), name,
-                      *(f"{saved(by[g, name]['alone_saves'])} / {saved(by[g, name]['marginal_saves'])}"
-                        for g in guests))
+                      *(f"{saved(by[g, name]['alone_saves'], by[g, name]['alone_90'])}\n"
+                        f"{saved(by[g, name]['marginal_saves'], by[g, name]['marginal_90'])}" for g in guests))
         t.add_section()
-        t.add_row("", "all together", *(saved(None if by[g, selected[0]]["all"] is None else
-                                              by[g, selected[0]]["vanilla"] - by[g, selected[0]]["all"])
+        t.add_row("", "all together", *(saved(by[g, selected[0]]["all_save"], by[g, selected[0]]["all_90"])
                                         for g in guests))
         con.print(t)
 
@@ -698,8 +802,7 @@ def hooks() -> None:
 
 
 @main.command()
-@click.option("--measurements", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Measurement file (default: the study's vanilla figures, data/reference.toml).")
+@_calibration_options
 @click.option("--short", is_flag=True, help="Extrapolate counts from two short runs per cell (same counts, faster).")
 @click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
               help="Write the fitted profiles into DIR (never into the installed package); use them with "
@@ -708,42 +811,80 @@ def hooks() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the fit as JSON.")
 @_verbosity
 @handle_errors
-def calibrate(measurements: Path | None, short: bool, write_dir: Path | None, jobs: int, as_json: bool) -> None:
-    """Fit each profile's free parameters (fit = true) to the vanilla measurements by
-    least squares per host, keeping the documented priors fixed, and print the fitted
-    values and the residual of every cell. Reproducible: the same measurements give
-    the same profiles.
+def calibrate(reference: str | None, measurements: str | None, short: bool, write_dir: Path | None, jobs: int,
+              as_json: bool) -> None:
+    """Fit the profiles to measurements: the study's vanilla figures plus board
+    measurements of any plugin sets (default: the shipped A/C-v3 series figures). All
+    parameters are fitted jointly by weighted least squares with the priors' ranges as
+    their weight (C-v2 and C-v3, one host, share their costs). Prints each parameter with
+    its uncertainty and what the data did to its prior (fitted, overrode, informed,
+    prior), the residual of every row, and a leave-one-out cross-validation: each row
+    predicted from all the others. Reproducible: the same measurements give the same
+    profiles, and nothing is written without --write.
 
     \b
-    Example:
-      worldswitch calibrate --short --write my-profiles/
-      worldswitch --profiles my-profiles --replace table --short"""
+    Examples:
+      worldswitch calibrate --short
+      worldswitch calibrate --short --measurements my-board.toml --write my-profiles/
+      worldswitch --profiles my-profiles --replace table --short --patches series"""
     from .calibrate import calibrate as fit
-    from .calibrate import check_out_dir, write_profiles
+    from .calibrate import check_out_dir, configurations, host_fits, write_profiles
     from .platform import load_platforms
-    from .study import load_reference, measure_cells
+    from .study import measure_configs
 
-    reference = load_reference(measurements)
+    _, rows = _calibration_rows(reference, measurements)
     if write_dir is not None:
         check_out_dir(write_dir)  # before minutes of runs, not after
     pfs = load_platforms()
-    names = [n for n in pfs if any(n in row for row in reference.values())]
-    with _Progress(len(reference) * len(names) * (2 if short else 1), "calibration", jobs) as tick:
-        cells = measure_cells(list(reference), names, "none", short, jobs, tick)
-    fits = fit(pfs, cells, reference)
-    written = write_profiles(fits, pfs, write_dir) if write_dir is not None else []
+    rows = [t for t in rows if pfs[t.platform].calibrated]
+    configs = configurations(rows)
+    with _Progress(len(configs) * (2 if short else 1), "calibration", jobs) as tick:
+        cells = measure_configs(configs, short, jobs, tick)
+    cal = fit(pfs, cells, rows)
+    written = write_profiles(host_fits(cal), pfs, write_dir) if write_dir is not None else []
+    loo = cal.leave_one_out()
+    data = {
+        "parameters": [{**v, "value": round(v["value"], 4), "sd": round(v["sd"], 4)} for v in cal.verdicts()],
+        "rows": [{"guest": t.guest, "platform": t.platform, "plugins": t.selection,
+                  "origin": t.origin, "measured": t.cycles, "model": round(m, 2), "model_sd": round(sd, 2),
+                  "residual_pct": round(100 * (m - t.cycles) / t.cycles, 3),
+                  "loo_model": None if lm is None else round(lm, 2),
+                  "loo_error_pct": None if lm is None else round(100 * (lm - t.cycles) / t.cycles, 3)}
+                 for (t, m, sd), (_, lm, _) in zip(cal.residuals(), loo)],
+        "written": [str(p) for p in written],
+    }
+    errors = [r["loo_error_pct"] for r in data["rows"] if r["loo_error_pct"] is not None]
+    data["loo_rms_pct"] = round(math.sqrt(sum(e * e for e in errors) / len(errors)), 3) if errors else None
     if as_json:
-        click.echo(_dumps([{"host": f.host, "params": f.params,
-                            "cells": [{"guest": g, "platform": p, "measured": m, "model": round(x, 2),
-                                       "residual_pct": round(100 * (x - m) / m, 3)}
-                                      for (g, p), (m, x) in f.residuals.items()]} for f in fits]))
+        click.echo(_dumps(data))
         return
+    _print_calibration(data)
+
+
+def _print_calibration(data: dict[str, Any]) -> None:
+    from rich.table import Table
+
     con = _console()
-    for f in fits:
-        con.print(f"[bold]host {f.host}[/bold]: " + ", ".join(f"{k} = {v:.4f}" for k, v in f.params.items()))
-        for (g, p), (m, x) in f.residuals.items():
-            con.print(f"  {g:<10} {p:<6} measured {m:>8.0f}  model {x:>10.2f}  residual {100 * (x - m) / m:+.3f} %")
-    for path in written:
+    t = Table(title="Parameters (cycles): prior and range, fit ± 1 sd, what the data did")
+    for col in ("host", "parameter", "prior [90 % range]", "fit ± sd", "data"):
+        t.add_column(col, justify="right" if col in ("prior [90 % range]", "fit ± sd") else "left")
+    for v in data["parameters"]:
+        prior = "-" if v["prior"] is None else f"{v['prior']:g} [{v['range'][0]:g}, {v['range'][1]:g}]"
+        t.add_row(v["host"], v["name"], prior, f"{v['value']:.4g} ± {v['sd']:.2g}", v["verdict"])
+    con.print(t)
+    t = Table(title="Rows: measured, fitted, and predicted from the other rows (leave-one-out)")
+    for col in ("guest", "platform", "plugins", "measured", "fit", "residual", "left out", "its error"):
+        t.add_column(col, justify="left" if col in ("guest", "platform", "plugins") else "right")
+    for r in data["rows"]:
+        lo = "not identified" if r["loo_model"] is None else f"{r['loo_model']:,.0f}"
+        t.add_row(r["guest"], r["platform"], r["plugins"], f"{r['measured']:,.0f}", f"{r['model']:,.0f}",
+                  f"{r['residual_pct']:+.2f} %", lo,
+                  "-" if r["loo_error_pct"] is None else f"{r['loo_error_pct']:+.2f} %")
+    con.print(t)
+    if data["loo_rms_pct"] is not None:
+        con.print(f"Leave-one-out RMS error: {data['loo_rms_pct']:.2f} % over the rows whose fit survives leaving "
+                  "them out.")
+    for path in data["written"]:
         con.print(f"wrote {path}")
 
 

@@ -79,7 +79,7 @@ def load_measurements(path: Path | None = None) -> list[Measurement]:
     the example shipped in the package (a user's two boards, the whole series).
 
     Every row must name a built-in guest, a known platform and installed plugins, and
-    give a finite number of cycles > 0 (a spread >= 0); no two rows may measure the same
+    give a finite number of cycles > 0 (a spread > 0); no two rows may measure the same
     cell. Anything else is a one-line ProfileError naming the file and the row."""
     from worldswitch.guests import GUESTS
 
@@ -122,8 +122,10 @@ def load_measurements(path: Path | None = None) -> list[Measurement]:
         if not _cycles(cycles) or cycles <= 0:
             raise ProfileError(f"{where}: cycles_per_iteration = {show(cycles)}: expected a finite number of "
                                "cycles > 0")
-        if spread is not None and (not _cycles(spread) or spread < 0):
-            raise ProfileError(f"{where}: spread = {show(spread)}: expected a finite number of cycles >= 0")
+        if spread is not None and (not _cycles(spread) or spread <= 0):
+            # no figure is exact: a zero spread would let one row overrule every other
+            raise ProfileError(f"{where}: spread = {show(spread)}: expected a finite number of cycles > 0 (one "
+                               "standard deviation)")
         key = (guest, platform, chosen)
         if key in seen:
             raise ProfileError(f"{where}: {guest} on {platform} with plugins {sel!r} was already measured "

@@ -42,14 +42,27 @@ _TOP_KEYS = {"name", "description", "host", "host_gic", "guest_gic", "nr_lr", "n
 #: instruction is a plain in-order assumption. They only set the speed of the guest's
 #: clock: no cycle figure of a run depends on them.
 CLOCK_DEFAULTS = {"cpu_hz": 2_000_000_000, "cntfrq_hz": 100_000_000, "guest_cpi": 1.0}
-_PARAM_KEYS = {"value", "fit", "why"}
+_PARAM_KEYS = {"value", "fit", "why", "prior", "range", "source"}
 
 
 @dataclass(frozen=True)
 class Parameter:
+    """One unit-cost parameter (cycles). ``value`` is what runs are priced with. A fitted
+    parameter (``fit``) has no prior: the measurements alone set it. Any other is a prior:
+    a central value (``prior``, else ``value``) and a plausible ``range`` (read as its
+    90 % interval) from a ``source``; without a range it is held fixed at ``value``."""
+
     value: float
     fit: bool
     why: str
+    prior: float | None = None
+    range: tuple[float, float] | None = None
+    source: str = ""
+
+    @property
+    def central(self) -> float:
+        """The prior's central value (before any calibration moved ``value``)."""
+        return self.value if self.prior is None else self.prior
 
 
 @dataclass(frozen=True)
@@ -168,8 +181,25 @@ def _parameter(spec: object, where: str) -> Parameter:
         raise ProfileError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_PARAM_KEYS))})")
     if "value" not in spec:
         raise ProfileError(f"{where}: lacks the key 'value'")
-    return Parameter(cycles(spec["value"], f"{where} value"), _flag(spec, "fit", where, False),
-                     _text(spec, "why", where, ""))
+    value, fit = cycles(spec["value"], f"{where} value"), _flag(spec, "fit", where, False)
+    prior = cycles(spec["prior"], f"{where} prior") if "prior" in spec else None
+    bounds = None
+    if "range" in spec:
+        r = spec["range"]
+        if not isinstance(r, list) or len(r) != 2:
+            raise ProfileError(f"{where}: range = {show(r)}: expected [LOW, HIGH] in cycles")
+        lo, hi = (cycles(x, f"{where} range") for x in r)
+        central = value if prior is None else prior
+        if not lo <= central <= hi or lo == hi:
+            raise ProfileError(f"{where}: range = [{lo:g}, {hi:g}] must be wider than a point and hold the "
+                               f"prior's central value {central:g}")
+        bounds = (lo, hi)
+    if fit and (bounds is not None or prior is not None):
+        # a fitted parameter is set by the measurements alone: a prior on it would be silently ignored
+        raise ProfileError(f"{where}: fit = true takes no prior or range (the measurements alone set it)")
+    if prior is not None and bounds is None:
+        raise ProfileError(f"{where}: a prior needs its range = [LOW, HIGH]")
+    return Parameter(value, fit, _text(spec, "why", where, ""), prior, bounds, _text(spec, "source", where, ""))
 
 
 def load_profile(path: Path) -> Platform:

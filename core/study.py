@@ -150,7 +150,18 @@ def measure_many(
 ) -> dict[tuple[str, str, str], Cell]:
     """Per-iteration counts and cycles for each (selection, guest, platform), all runs in
     one pool."""
-    keys = [(sel, g, p) for sel in selections for g in guests for p in platforms]
+    guests, platforms = list(guests), list(platforms)
+    return measure_configs([(sel, g, p) for sel in selections for g in guests for p in platforms], short, workers,
+                           progress, force)
+
+
+def measure_configs(
+    keys: Iterable[tuple[str, str, str]], short: bool = False, workers: int = 1,
+    progress: Callable[[RunResult], None] | None = None, force: bool = False,
+) -> dict[tuple[str, str, str], Cell]:
+    """Per-iteration counts and cycles for each (selection, guest, platform) given, once
+    each, all runs in one pool."""
+    keys = list(dict.fromkeys(keys))
     # workers get the profiles themselves, not names: a --profiles directory is the parent's setting
     profiles = load_platforms()
     if not short:

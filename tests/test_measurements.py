@@ -61,6 +61,7 @@ ROW = '[[measurement]]\nguest = "null_hvc"\nplatform = "A"\nplugins = "series"\n
     (ROW.replace("5000", "true"), "measurement 1: cycles_per_iteration = true"),
     (ROW.replace("5000", "nan"), "measurement 1: cycles_per_iteration = nan"),
     (ROW + "spread = -1\n", "measurement 1: spread = -1"),
+    (ROW + "spread = 0\n", "measurement 1: spread = 0: expected a finite number of cycles > 0"),
     (ROW + ROW.replace('"series"', '"1-17"'), "measurement 2: null_hvc on A with plugins '1-17' was already "
                                               "measured (measurement 1)"),
     (ROW.replace('cycles_per_iteration = 5000\n', ''), "measurement 1: missing 'cycles_per_iteration'"),

@@ -77,13 +77,21 @@ BAD_PROFILES = [
     ('arch = "aarch64"', 'arch = "x86"', 'arch = "x86": expected one of aarch64, aarch32'),
     ("calibrated = true", 'calibrated = "yes"', 'calibrated = "yes": expected true or false'),
     ("calibrated = true", "calibrate = false", "unknown key 'calibrate'"),
-    ("value = 4356.0000", 'value = "lots"', '[parameters.world_switch] value = "lots": expected a number'),
-    ("value = 4356.0000", "value = nan", "[parameters.world_switch] value = nan: expected a finite number >= 0"),
-    ("value = 4356.0000", "value = inf", "value = inf: expected a finite number >= 0"),
-    ("value = 4356.0000", "value = -1", "value = -1: expected a finite number >= 0"),
-    ("value = 4356.0000", "value = true", "value = true: expected a number"),
-    ("value = 4356.0000\nfit = true", "value = 4356.0\nfit = 1", "[parameters.world_switch]: fit = 1: expected true"),
-    ("value = 4356.0000\nfit = true", "value = 4356.0\nfti = true", "unknown key 'fti'"),
+    ("value = 4350.8353", 'value = "lots"', '[parameters.world_switch] value = "lots": expected a number'),
+    ("value = 4350.8353", "value = nan", "[parameters.world_switch] value = nan: expected a finite number >= 0"),
+    ("value = 4350.8353", "value = inf", "value = inf: expected a finite number >= 0"),
+    ("value = 4350.8353", "value = -1", "value = -1: expected a finite number >= 0"),
+    ("value = 4350.8353", "value = true", "value = true: expected a number"),
+    ("value = 4350.8353\nfit = true", "value = 4350.8\nfit = 1", "[parameters.world_switch]: fit = 1: expected true"),
+    ("value = 4350.8353\nfit = true", "value = 4350.8\nfti = true", "unknown key 'fti'"),
+    ("value = 4350.8353\nfit = true", "value = 4350.8\nfit = true\nrange = [1.0, 9000.0]",
+     "[parameters.world_switch]: fit = true takes no prior or range"),
+    ("range = [100.0, 400.0]", "range = [300.0, 400.0]", "[parameters.gic_mmio_read]: range = [300, 400] must be "
+                                                         "wider than a point and hold the prior's central value 250"),
+    ("range = [100.0, 400.0]", "range = [250.0, 250.0]", "must be wider than a point"),
+    ("range = [100.0, 400.0]", 'range = "wide"', 'range = "wide": expected [LOW, HIGH] in cycles'),
+    ("range = [100.0, 400.0]", "range = [-1.0, 400.0]", "range = -1.0: expected a finite number >= 0"),
+    ("range = [100.0, 400.0]\n", "", "[parameters.gic_mmio_read]: a prior needs its range = [LOW, HIGH]"),
     ('WORLD_SWITCH = "world_switch"', "WORLD_SWITCH = -5", "[costs] WORLD_SWITCH = -5: expected a finite number"),
     ('WORLD_SWITCH = "world_switch"', "WORLD_SWITCH = true", "[costs] WORLD_SWITCH = true: a cost must be"),
     ('"4 * field_test"', '"-4 * field_test"', "a coefficient must be finite and >= 0"),
@@ -203,7 +211,7 @@ def test_calibrate_rejects_bad_measurements(tmp_path: Path, value: str | None, m
     path = tmp_path / "m.toml"
     cell = "" if value is None else "C-v9 = 6505\n" if value == "C-v9" else f"A = {value}\n"
     path.write_text(f"[cells.null_hvc]\n{cell}")
-    fails(CliRunner().invoke(main, ["calibrate", "--measurements", str(path), "--short"]), message)
+    fails(CliRunner().invoke(main, ["calibrate", "--reference", str(path), "--short"]), message)
 
 
 # --- 5. fits that cannot be costs --------------------------------------------------------
@@ -212,7 +220,8 @@ def test_impossible_fit_is_an_error(tmp_path: Path) -> None:
     """Valid numbers that no machine could produce: the fit goes negative, and says so."""
     path = tmp_path / "m.toml"
     path.write_text("[cells.null_hvc]\nA = 100\n[cells.self_sgi]\nA = 100\n[cells.sysreg]\nA = 100\n")
-    r = CliRunner().invoke(main, ["calibrate", "--measurements", str(path), "--short", "-j", "2"])
+    r = CliRunner().invoke(main, ["calibrate", "--reference", str(path), "--measurements", "none", "--short",
+                                  "-j", "2"])
     fails(r, "host A: the measurements fit ")
     assert "cycles, which is impossible: check the measurement file" in r.stderr
 
@@ -257,9 +266,9 @@ def test_write_profiles_copies_with_comments(tmp_path: Path) -> None:
     assert written == [out / "A.toml"] and _package_bytes() == before
     old, new = (profile_dir() / "A.toml").read_text().splitlines(), written[0].read_text().splitlines()
     changed = [(a, b) for a, b in zip(old, new) if a != b]
-    assert len(old) == len(new) and changed == [("value = 4356.0000", "value = 4000.123457"),
-                                                ("value = 1.8352", "value = 2.0"),
-                                                ("value = 2824.9605", "value = 2800.5")]
+    assert len(old) == len(new) and changed == [("value = 4350.8353", "value = 4000.123457"),
+                                                ("value = 1.244596039", "value = 2.0"),
+                                                ("value = 2553.475571", "value = 2800.5")]
     assert load_profile(written[0]).parameters["world_switch"].value == pytest.approx(4000.123457)
     assert not list(out.glob(".*"))  # no temporary file left behind
 
@@ -295,7 +304,7 @@ def test_write_profiles_refuses_impossible_values(tmp_path: Path, value: float) 
     ("nr_lr = 4 ", "nr_lr = 0 ", "nr_lr = 0: expected 1 to 64"),
     ("nr_lr = 4 ", "nr_lr = 99 ", "nr_lr = 99: expected 1 to 64"),
     ("nr_lr = 4 ", "nr_lr = -1 ", "nr_lr = -1: expected 1 to 64"),
-    ("value = 4356.0000", 'value = "lots"', 'value = "lots": expected a number of cycles'),
+    ("value = 4350.8353", 'value = "lots"', 'value = "lots": expected a number of cycles'),
     ('WORLD_SWITCH = "world_switch"', "WORLD_SWITCH = -5", "[costs] WORLD_SWITCH = -5: expected a finite number"),
 ])
 def test_cli_bad_user_profile(tmp_path: Path, old: str, new: str, message: str) -> None:
