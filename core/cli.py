@@ -601,7 +601,7 @@ def _print_table(rows: list[dict[str, Any]], guests: list[str], platforms: list[
             t.add_row(f"{TABLE_GUESTS[g]} {label}", *cells)
         if patched and sources:
             t.add_row(f"{TABLE_GUESTS[g]} interval from", *(
-                "\n".join(f"{k.split(':')[1]} {100 * x:.0f}%" for k, x in list(by[(g, p)].get("interval_sources",
+                "\n".join(f"{k.split(':')[-1]} {100 * x:.0f}%" for k, x in list(by[(g, p)].get("interval_sources",
                                                                                          {}).items())[:3]) or "-"
                 for p in platforms))
         t.add_section()
@@ -735,7 +735,9 @@ def platforms(as_json: bool) -> None:
     if as_json:
         out = {n: {"description": p.description, "host": p.host, "host_gic": p.host_gic, "guest_gic": p.guest_gic,
                    "nr_lr": p.nr_lr, "nr_pri_bits": p.nr_pri_bits, "arch": p.arch, "calibrated": p.calibrated,
-                   "parameters": {k: {"value": v.value, "fit": v.fit, "why": v.why} for k, v in p.parameters.items()}}
+                   "parameters": {k: {"value": v.value, "fit": v.fit, "prior": None if v.fit or v.range is None else
+                                      v.central, "range": list(v.range) if v.range else None, "source": v.source,
+                                      "why": v.why} for k, v in p.parameters.items()}}
                for n, p in pfs.items()}
         click.echo(_dumps(out))
         return
@@ -750,9 +752,12 @@ def platforms(as_json: bool) -> None:
     con = _console()
     con.print(t)
     for n, p in pfs.items():
-        params = ", ".join(f"{k}={v.value:g}{'*' if v.fit else ''}" for k, v in p.parameters.items())
+        params = ", ".join(f"{k}={v.value:.4g}{'*' if v.fit else '' if v.range else ' (fixed)'}"
+                           for k, v in p.parameters.items())
         con.print(f"{n}: {params}")
-    con.print("* fitted by `worldswitch calibrate`; the others are documented priors (`why` in the profile files).")
+    con.print("* no prior: set by the measurements alone. The others are priors with a range and a source "
+              "(`--json`, or the profile files), moved by `worldswitch calibrate` as far as the measurements "
+              "inform them; (fixed): no range, held at its value.")
 
 
 @main.command()

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 #: z of a two-sided 90 % interval of a Gaussian
 Z90 = 1.6448536269514722
+#: the name of the measurements' own share of an interval in :meth:`Posterior.shares`
+NOISE_SHARE = "measurements"
 #: posterior samples behind every interval, and their seed (fixed: same intervals everywhere)
 DRAWS = 20000
 SEED = 20160201
@@ -193,9 +195,10 @@ class Posterior:
         return row.c0 + float(row.a @ self.mean), float(np.sqrt(max(row.a @ self.cov @ row.a, 0.0)))
 
     def shares(self, grad: np.ndarray) -> dict[str, float]:
-        """How much each prior contributes to the variance of ``grad·θ`` (fractions summing
-        with the data's own contribution to 1). Exact: the posterior mean is linear in the
-        prior means and the measurements, so the variance splits into their terms."""
+        """How much each prior contributes to the variance of ``grad·θ``, and the rest, the
+        measurements' noise, under :data:`NOISE_SHARE` (fractions summing to 1). Exact for the
+        Gaussian: the posterior mean is linear in the prior means and the measurements, so
+        its variance splits into their terms."""
         w = self.cov @ grad
         total = float(grad @ w)
         if total <= 0:
@@ -204,6 +207,7 @@ class Posterior:
         for i, u in enumerate(self.model.unknowns):
             if u.sd is not None:
                 out[u.label] = float(w[i] ** 2 / u.sd**2) / total
+        out[NOISE_SHARE] = max(0.0, 1.0 - sum(out.values()))
         return out
 
 

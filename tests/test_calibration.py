@@ -91,7 +91,8 @@ def test_table_json_short_has_intervals() -> None:
         assert lo < row["patched"] < hi
         lo, hi = row["change_90"]
         assert lo < row["change_pct"] < hi < 0
-        assert sum(row["interval_sources"].values()) <= 1.0 + 1e-9
+        shares = row["interval_sources"]  # the priors' and the measurements' parts of the variance
+        assert sum(shares.values()) <= 1.0 + 1e-9 and "measurements" in shares
 
 
 def test_blind_intervals_cover_the_board_measurements() -> None:
