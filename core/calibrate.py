@@ -148,9 +148,13 @@ def calibrate(platforms: Mapping[str, Platform], cells: Mapping[Config, Cell], r
     """Fit every host that has a measured, calibrated platform in ``rows``, jointly."""
     from .inference import DEFAULT_NOISE, Model, Observation, fit
 
-    used = [t for t in rows if platforms[t.platform].calibrated]
+    for t in rows:
+        if not platforms[t.platform].calibrated:
+            raise ProfileError(f"{t.origin}: platform {t.platform} is not calibrated (calibrated = false in its "
+                               "profile), so no fit can use it")
+    used = list(rows)
     if not used:
-        raise ProfileError("no measurement of a calibrated platform to fit")
+        raise ProfileError("no measurement to fit")
     hosts = sorted({platforms[t.platform].host for t in used})
     model = Model(platforms, hosts)
     obs = [Observation(t.origin, model.row(cells[t.config].counts, platforms[t.platform]), t.cycles,
@@ -196,8 +200,12 @@ def _toml_float(v: float) -> str:
     return s if any(c in s for c in ".e") else s + ".0"
 
 
-def _rewrite(text: str, values: dict[str, float], where: str) -> str:
-    """``text`` with the ``value = ...`` line of each named parameter replaced, comments kept."""
+def _rewrite(text: str, values: dict[str, float], where: str, keep: Mapping[str, float] | None = None) -> str:
+    """``text`` with the ``value = ...`` line of each named parameter replaced, comments kept.
+    A parameter in ``keep`` also gets a ``prior = ...`` line with that value after it: a
+    prior whose central value was its ``value`` keeps it, not the fit's (else the next fit
+    would count the data twice)."""
+    keep = keep or {}
     lines = text.splitlines(keepends=True)
     for name, v in values.items():
         if not math.isfinite(v) or v < 0:
@@ -213,6 +221,11 @@ def _rewrite(text: str, values: dict[str, float], where: str) -> str:
                 if m:
                     hit = i
                     lines[i] = f"{m['lead']}{_toml_float(v)}{m['tail']}"
+                    if name in keep:
+                        newline = "\n" if lines[i].endswith("\n") else ""
+                        if not newline:
+                            lines[i] += "\n"
+                        lines.insert(i + 1, f"prior = {_toml_float(keep[name])}\n")
                     break
         if hit is None:
             raise ProfileError(f"{where}: cannot find the 'value = ...' line of [parameters.{name}] to update")
@@ -240,10 +253,13 @@ def _fitted_copy(pf: Platform, path: Path, fit: HostFit) -> str:
     for k in fit.params:
         if k not in pf.parameters:
             raise ProfileError(f"profile {path} of host {fit.host} has no parameter {k!r}")
+    keep = {k: pf.parameters[k].value for k in fit.params
+            if pf.parameters[k].range is not None and pf.parameters[k].prior is None}
     try:
-        text = _rewrite(path.read_text(), fit.params, f"profile {path}")
+        text = _rewrite(path.read_text(), fit.params, f"profile {path}", keep)
         written = tomllib.loads(text)["parameters"]
         ok = all(written[k]["value"] == float(_toml_float(v)) for k, v in fit.params.items())
+        ok = ok and all(written[k]["prior"] == float(_toml_float(v)) for k, v in keep.items())
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ProfileError(f"cannot update profile {path}: {e}") from None
     if not ok:  # the edit hit some other line: write nothing rather than a wrong profile

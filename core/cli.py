@@ -481,7 +481,7 @@ def table(patches: str, platform_list: str | None, short: bool, jobs: int, refer
     # option the built-in profiles already hold that fit (tests/test_calibration.py checks it)
     fitting = patched or bool(priors) or reference is not None or measurements is not None
     hosts = {profiles[p].host for p in platforms}
-    fit_rows = [t for t in rows if profiles[t.platform].host in hosts and profiles[t.platform].calibrated]
+    fit_rows = [t for t in rows if profiles[t.platform].host in hosts]
     shown = [(sel, g, p) for sel in (["none", selection] if patched else ["none"]) for g in guests for p in platforms]
     configs = list(dict.fromkeys(shown + (configurations(fit_rows) if fitting else [])))
     total = len(configs) * (2 if short else 1)
@@ -651,7 +651,7 @@ def ablate(patches: str, guest_list: str, platform_list: str, full: bool, jobs: 
     _, rows_ = _calibration_rows(reference, measurements)
     profiles = load_platforms()
     hosts = {profiles[p].host for p in platforms_}
-    fit_rows = [t for t in rows_ if profiles[t.platform].host in hosts and profiles[t.platform].calibrated]
+    fit_rows = [t for t in rows_ if profiles[t.platform].host in hosts]
     sets = ablation_sets(selected, found)
     selections = sorted({"none", ",".join(selected)} | {x for pair in sets.values() for x in pair})
     configs = list(dict.fromkeys([(s, g, p) for s in selections for g in guests for p in platforms_]
@@ -841,7 +841,6 @@ def calibrate(reference: str | None, measurements: str | None, short: bool, writ
     if write_dir is not None:
         check_out_dir(write_dir)  # before minutes of runs, not after
     pfs = load_platforms()
-    rows = [t for t in rows if pfs[t.platform].calibrated]
     configs = configurations(rows)
     with _Progress(len(configs) * (2 if short else 1), "calibration", jobs) as tick:
         cells = measure_configs(configs, short, jobs, tick)

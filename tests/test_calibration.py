@@ -152,3 +152,49 @@ def test_prior_sensitivity_refits_vanilla() -> None:
 def test_bad_priors(prior: str, message: str) -> None:
     r = CliRunner().invoke(main, ["table", "--short", "--prior", prior, "-j", "1"])
     assert r.exit_code == 8 and message in r.stderr
+
+
+def test_calibrate_on_a_board_file_alone(tmp_path: Path) -> None:
+    """A user's own figures, without the study's vanilla table: the fit uses exactly them,
+    reports every row with its leave-one-out figure, and writes profiles only when asked."""
+    board = tmp_path / "board.toml"
+    board.write_text("".join(
+        f'[[measurement]]\nguest = "{g}"\nplatform = "A"\nplugins = "{sel}"\ncycles_per_iteration = {c}\n'
+        f"spread = {c / 200}\n"
+        for g, sel, c in [("null_hvc", "vanilla", 8462), ("self_sgi", "vanilla", 11961), ("sysreg", "vanilla", 8952),
+                          ("null_hvc", "7", 6500)]))
+    fit = invoke("calibrate", "--short", "--reference", "none", "--measurements", str(board))
+    assert [r["platform"] for r in fit["rows"]] == ["A"] * 4 and fit["written"] == []
+    assert {p["host"] for p in fit["parameters"]} == {"A"}
+    assert all(r["origin"].startswith(f"measurement file {board}, measurement ") for r in fit["rows"])
+    verdicts = {p["name"]: p["verdict"] for p in fit["parameters"]}
+    assert verdicts["world_switch"] == "fitted" and verdicts["user_exit"] == "prior"
+    # patch 7 takes 15 GICH accesses off the hypercall: that row informs the GIC costs
+    read = next(p for p in fit["parameters"] if p["name"] == "gic_mmio_read")
+    assert read["sd"] < 0.8 * (400 - 100) / 2 / 1.6449
+
+
+def test_an_uncalibrated_platform_cannot_be_fitted(tmp_path: Path) -> None:
+    board = tmp_path / "board.toml"
+    board.write_text('[[measurement]]\nguest = "aarch32_pmselr"\nplatform = "A15-32"\nplugins = "vanilla"\n'
+                     "cycles_per_iteration = 9000\n")
+    r = CliRunner().invoke(main, ["calibrate", "--short", "--reference", "none", "--measurements", str(board)])
+    assert r.exit_code == 8 and "measurement 1: platform A15-32 is not calibrated" in r.stderr, r.stderr
+
+
+def test_writing_a_moved_prior_keeps_its_central_value(tmp_path: Path) -> None:
+    """A user profile whose prior has no `prior` key (its `value` is the central value): the
+    written copy keeps that central value, so a second fit does not count the data twice."""
+    from worldswitch.calibrate import HostFit, write_profiles
+    from worldswitch.platform import load_profile, profile_dir
+
+    src = tmp_path / "in"
+    src.mkdir()
+    text = (profile_dir() / "B.toml").read_text().replace("prior = 250.0\n", "")
+    (src / "B.toml").write_text(text)
+    pf = load_profile(src / "B.toml")
+    assert pf.parameters["gic_mmio_read"].prior is None and pf.parameters["gic_mmio_read"].central == 250.0
+    out = tmp_path / "out"
+    write_profiles([HostFit("B", {"gic_mmio_read": 180.0}, {})], {"B": pf}, out)
+    written = load_profile(out / "B.toml").parameters["gic_mmio_read"]
+    assert (written.value, written.central, written.range) == (180.0, 250.0, (100.0, 400.0))
