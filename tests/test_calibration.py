@@ -92,7 +92,9 @@ def test_table_json_short_has_intervals() -> None:
         lo, hi = row["change_90"]
         assert lo < row["change_pct"] < hi < 0
         shares = row["interval_sources"]  # the priors' and the measurements' parts of the variance
-        assert sum(shares.values()) <= 1.0 + 1e-9 and "measurements" in shares
+        assert sum(shares.values()) <= 1.0 + 1e-9
+        # nothing measured on B: its priors make its intervals; elsewhere the measurements weigh in
+        assert max(shares, key=shares.get) == "B:gic_mmio_read" if row["platform"] == "B" else "measurements" in shares
 
 
 def test_blind_intervals_cover_the_board_measurements() -> None:
