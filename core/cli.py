@@ -21,6 +21,9 @@ import click
 
 from .errors import ProfileError, Terminated, TransparencyError, WorldswitchError
 
+#: the study designs (worldswitch.designs.DESIGNS, spelled here so the CLI loads without it)
+DESIGN_NAMES = ("one-at-a-time", "leave-one-out", "cumulative", "factorial", "random")
+
 EXIT_CODES = """Exit codes: 0 success, 1 internal error, 2 usage error, 3 bad guest image,
 4 unknown plugin, plugin that failed to load (--strict-plugins) or impossible plugin
 combination, 5 guest fault (unknown sysreg or MMIO access, WFI that can never wake),
@@ -609,17 +612,26 @@ def _print_table(rows: list[dict[str, Any]], guests: list[str], platforms: list[
 
 
 @main.command()
+@click.argument("design", required=False, type=click.Choice(DESIGN_NAMES))
+@click.argument("n", type=click.IntRange(1), required=False)
 @click.option("--patches", default="series", show_default=True, metavar="SEL", help="The set to ablate.")
 @click.option("--guests", "guest_list", default="null_hvc,self_sgi,sysreg", show_default=True)
 @click.option("--platforms", "platform_list", default="A,B,C-v2,C-v3", show_default=True)
 @click.option("--full", is_flag=True, help="Full-length runs instead of the (identical) short-run extrapolation.")
 @_jobs_option
 @_calibration_options
+@click.option("--seed", type=int, default=None, help="With DESIGN random: the seed of the draw.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              default="worldswitch-results.sqlite", show_default=True, help="With DESIGN: the results database.")
+@click.option("--name", default=None, help="With DESIGN: the study's name in the database.")
+@click.option("--dask", default=None, metavar="ADDRESS", help="With DESIGN: run on this Dask scheduler.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @_verbosity
 @handle_errors
-def ablate(patches: str, guest_list: str, platform_list: str, full: bool, jobs: int, reference: str | None,
-           measurements: str | None, as_json: bool) -> None:
+@click.pass_context
+def ablate(ctx: click.Context, design: str | None, n: int | None, patches: str, guest_list: str, platform_list: str,
+           full: bool, jobs: int, reference: str | None, measurements: str | None, seed: int | None, db_path: Path,
+           name: str | None, dask: str | None, as_json: bool) -> None:
     """Attribute the savings of a set of plugins, per platform and guest. For each plugin:
     what it saves alone (with the plugins it requires, against vanilla), and what the set
     loses without it (without it and the plugins that require it, against the whole set),
@@ -627,10 +639,21 @@ def ablate(patches: str, guest_list: str, platform_list: str, full: bool, jobs: 
     where patches interact, e.g. 10 only saves on top of 7. Every run is checked against
     vanilla on what the guest sees (exit code 9 if a set changes it).
 
+    With a DESIGN (one-at-a-time, leave-one-out, cumulative, factorial, random N), this
+    is `worldswitch study DESIGN --plugins SEL`: a designed study stored in --db.
+
     \b
-    Example:
+    Examples:
       worldswitch ablate --platforms A,C-v3 --guests self_sgi
+      worldswitch ablate one-at-a-time --platforms A,C-v3 && worldswitch report --out report/
     """
+    if design is not None:
+        from .studycli import study
+
+        ctx.invoke(study, design=design, n=n, seed=seed, selection=patches, guest_list=guest_list,
+                   platform_list=platform_list, full=full, db_path=db_path, name=name, dask=dask, jobs=jobs,
+                   as_json=as_json)
+        return
     from worldswitch import guests as builtin
 
     from .calibrate import calibrate, configurations
@@ -891,6 +914,9 @@ def _print_calibration(data: dict[str, Any]) -> None:
     for path in data["written"]:
         con.print(f"wrote {path}")
 
+
+# the study commands live in their own module; importing it registers them on `main`
+from . import studycli  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from .api import RunResult, run_guest, visible_difference
+from .designs import closure
 from .measurements import load_reference  # noqa: F401 - re-exported
 from .platform import Platform, load_platforms
 
@@ -183,24 +184,13 @@ def measure_cells(
     return {(g, p): cell for (_, g, p), cell in cells.items()}
 
 
-def requirement_closure(name: str, plugins: dict) -> set[str]:
-    """The plugin and everything it requires, transitively."""
-    out, todo = {name}, [name]
-    while todo:
-        for req in plugins[todo.pop()].meta.requires:
-            if req not in out:
-                out.add(req)
-                todo.append(req)
-    return out
-
-
 def ablation_sets(selected: list[str], plugins: dict) -> dict[str, tuple[str, str]]:
     """For each plugin of a set: (the plugin with its requirements, the set without the
     plugin and whatever requires it). Both are valid selections, so nothing is forced."""
     out = {}
     for name in selected:
-        alone = [n for n in selected if n in requirement_closure(name, plugins)]
-        rest = [n for n in selected if name not in requirement_closure(n, plugins)]
+        alone = [n for n in selected if n in closure(name, plugins)]
+        rest = [n for n in selected if name not in closure(n, plugins)]
         out[name] = (",".join(alone), ",".join(rest) or "none")
     return out
 

@@ -1,0 +1,105 @@
+"""Who saves what: a study's results turned into per-plugin attribution.
+
+For each guest × platform, with ``saved(S)`` the cycles per iteration a plugin set S saves
+against vanilla:
+
+- **alone**: ``saved(p with its requirements)``;
+- **marginal**: what the whole set loses without p (and whatever requires p):
+  ``saved(all) − saved(all − p − dependents)``;
+- **interaction** of a pair: ``saved(A ∪ B) − saved(A) − saved(B) + saved(A ∩ B)`` with A
+  and B the two plugins with their requirements: zero when the two simply add up;
+- **Shapley value**: each plugin's fair share of ``saved(all)``, averaging its marginal
+  saving over every order of adding the plugins. A set that breaks a ``requires`` counts
+  as its largest part that does not (a plugin without its requirement does nothing), so
+  the shares add up to ``saved(all)`` exactly. Exact when every such part was measured
+  (the factorial design); otherwise not given.
+
+Each figure appears only when every set it needs was measured; which design measures what
+is in :mod:`worldswitch.designs`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+from typing import Any
+
+from .designs import closure
+
+
+def core(chosen: frozenset[str], found: Mapping[str, Any]) -> frozenset[str]:
+    """The largest part of ``chosen`` whose every plugin has its requirements in it."""
+    out = set(chosen)
+    changed = True
+    while changed:
+        changed = False
+        for p in list(out):
+            if any(r not in out for r in found[p].meta.requires):
+                out.discard(p)
+                changed = True
+    return frozenset(out)
+
+
+def attribute(plugins: Sequence[str], cycles: Mapping[frozenset[str], float],
+              found: Mapping[str, Any]) -> dict[str, Any]:
+    """Attribution for one guest × platform from the measured ``cycles`` (per iteration)
+    of each plugin set (frozenset; the empty set is vanilla)."""
+    vanilla = cycles.get(frozenset())
+    if vanilla is None:
+        raise ValueError("no vanilla figure")
+    everything = frozenset(plugins)
+
+    def saved(s: frozenset[str]) -> float | None:
+        c = cycles.get(s)
+        return None if c is None else vanilla - c
+
+    def with_reqs(p: str) -> frozenset[str]:
+        return frozenset(closure(p, found)) & everything
+
+    rows = []
+    total = saved(everything)
+    for p in plugins:
+        dependents = frozenset(x for x in plugins if p in closure(x, found))
+        rest = saved(everything - dependents)
+        rows.append({"plugin": p, "alone": saved(with_reqs(p)),
+                     "marginal": None if total is None or rest is None else total - rest})
+    interactions = []
+    for a, b in combinations(plugins, 2):
+        sa, sb = with_reqs(a), with_reqs(b)
+        parts = [saved(sa | sb), saved(sa), saved(sb), saved(sa & sb) if sa & sb else 0.0]
+        if None not in parts and sa != sb and not (sa <= sb or sb <= sa):
+            value = parts[0] - parts[1] - parts[2] + parts[3]
+            interactions.append({"a": a, "b": b, "value": value})
+    shapley = _shapley(list(plugins), saved, found)
+    for row in rows:
+        row["shapley"] = None if shapley is None else shapley[row["plugin"]]
+    return {"vanilla": vanilla, "all": None if total is None else vanilla - total, "saved": total,
+            "plugins": rows, "interactions": interactions, "shapley_exact": shapley is not None}
+
+
+def _shapley(players: list[str], saved: Any, found: Mapping[str, Any]) -> dict[str, float] | None:
+    k = len(players)
+    if k > 12:  # 2^11 orders' worth of subsets per plugin: past that, use a sample (not written yet)
+        return None
+    memo: dict[frozenset[str], float | None] = {}
+
+    def value(s: frozenset[str]) -> float | None:
+        c = core(s, found)
+        if c not in memo:
+            memo[c] = 0.0 if not c else saved(c)
+        return memo[c]
+
+    out = {}
+    fact = [math.factorial(i) for i in range(k + 1)]
+    for i, p in enumerate(players):
+        others = players[:i] + players[i + 1:]
+        phi = 0.0
+        for mask in range(1 << (k - 1)):
+            s = frozenset(o for j, o in enumerate(others) if mask >> j & 1)
+            with_p, without = value(s | {p}), value(s)
+            if with_p is None or without is None:
+                return None
+            phi += fact[len(s)] * fact[k - len(s) - 1] / fact[k] * (with_p - without)
+        out[p] = phi
+    return out
