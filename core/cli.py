@@ -227,12 +227,29 @@ class _Progress:
             on = f" on {self.workers} workers" if self.workers > 1 else ""
             click.echo(f"worldswitch: {self.what}: {self.total} guest runs{on}...", err=True)
             return lambda r: None
-        from rich.progress import Progress
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-        self.bar = Progress(console=con, transient=True)
+        # runs done of all, the rate, time so far and the ETA: what a long study needs to show
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                            TextColumn("[progress.data.speed]{task.fields[rate]}"),
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=con, transient=True)
         self.bar.__enter__()
-        task = self.bar.add_task(self.what, total=self.total)
-        return lambda r: self.bar.advance(task)
+        task = self.bar.add_task(self.what, total=self.total, rate="")
+
+        def tick(_: Any) -> None:
+            self.bar.advance(task)
+            speed = self.bar.tasks[0].speed
+            self.bar.update(task, rate=f"{speed:.2f} runs/s" if speed else "")
+
+        return tick
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:

@@ -63,8 +63,9 @@ def test_kill_9_loses_at_most_the_runs_in_flight(tmp_path: Path) -> None:
     """A real worldswitch process killed with SIGKILL mid-study: the file is whole, every
     stored row is complete, and the rerun finishes with no duplicate."""
     db = tmp_path / "r.sqlite"
-    cmd = [sys.executable, "-c", "from worldswitch.cli import main; main()", "study", "factorial", "--plugins", "1,6,7,8,9", "--guests",
-           "null_hvc,self_sgi,sysreg", "--platforms", "A", "--db", str(db), "-j", "2", "-q", "--json"]
+    cmd = [sys.executable, "-c", "from worldswitch.cli import main; main()", "study", "factorial", "--plugins",
+           "1,6,7,8,9", "--guests", "null_hvc,self_sgi,sysreg", "--platforms", "A", "--db", str(db), "-j", "2", "-q",
+           "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 120
     stored = 0
@@ -175,3 +176,22 @@ def test_an_unreachable_dask_scheduler_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = invoke("study", "one-at-a-time", "--plugins", "6", "--guests", "null_hvc", "--platforms", "A",
                           "--db", str(tmp_path / "r.sqlite"), "--dask", "tcp://127.0.0.1:9")
     assert code == 2 and "--dask tcp://127.0.0.1:9: cannot reach the scheduler" in err
+
+
+@pytest.mark.slow
+def test_short_runs_extrapolate_exactly_to_full_length() -> None:
+    """What makes large designs cheap: a study's default short runs give the full-length
+    figures, under vanilla and under the whole series (which changes every counter class)."""
+    from worldswitch.platform import load_platforms
+    from worldswitch.plugin import discover, parse_selection
+    from worldswitch.runner import Job, measure
+
+    pf = load_platforms()["A"]
+    for guest in ("null_hvc", "sysreg"):
+        for plugins in ((), tuple(parse_selection("series", discover()))):
+            short, full = measure(Job(guest, pf, plugins, "short")), measure(Job(guest, pf, plugins, "full"))
+            assert short["iterations"] == full["iterations"]
+            assert short["counts"].keys() == full["counts"].keys()
+            for k, v in full["counts"].items():
+                assert short["counts"][k] == pytest.approx(v, rel=1e-9, abs=1e-12), (guest, plugins, k)
+            assert short["cycles"] == pytest.approx(full["cycles"], rel=1e-9)
