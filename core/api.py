@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,6 +148,28 @@ def check_redist_base(base: int, nr_vcpus: int = 1) -> None:
                              f"{name} at 0x{lo:x}")
 
 
+@contextlib.contextmanager
+def _polling(progress: Any, counters: list[int]) -> Iterator[None]:
+    """Report the exit count to ``progress`` from a daemon thread while the body runs."""
+    if progress is None:
+        yield
+        return
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.25):
+            progress(counters[Ev.WORLD_SWITCH])
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        progress(counters[Ev.WORLD_SWITCH])
+
+
 def run_guest(
     guest: str,
     platform: str | Platform = "A",
@@ -158,6 +183,7 @@ def run_guest(
     max_instructions: int = 0,
     observers: tuple[Any, ...] = (),
     vm: Any = None,
+    progress: Any = None,
 ) -> RunResult:
     """Run one guest to completion and return its counts and cycles.
 
@@ -165,7 +191,9 @@ def run_guest(
     run, image preparation included; neither ever changes a result, they only stop it.
     ``extra_plugins`` registers plugin objects directly (for tests and notebooks);
     ``observers`` too, but they only watch (a tracer): they are not listed as the run's plugins.
-    ``vm`` is a :class:`worldswitch.machine.VmConfig` (lkvm's ``--mem``, ``--params``, ...)."""
+    ``vm`` is a :class:`worldswitch.machine.VmConfig` (lkvm's ``--mem``, ``--params``, ...).
+    ``progress(exits)``, if given, is called about four times a second from another thread
+    with the exits so far (it reads a counter: nothing is added to the trap path)."""
     from .budget import deadline_after
     from .hooks import Hooks
     from .kvm.arm import Vcpu
@@ -228,7 +256,8 @@ def run_guest(
         machine = MachineCls(code, vcpus, base, deadline, vm) if pf.arch == "aarch64" else MachineCls(
             code, vcpu, base, deadline)
         t0 = time.perf_counter()
-        machine.run(max_instructions)
+        with _polling(progress, counters):
+            machine.run(max_instructions)
         wall = time.perf_counter() - t0
     except WorldswitchError as e:
         blamed = _blame(e, pm) if not isinstance(e, GuestImageError | UsageError) else None

@@ -335,10 +335,15 @@ def run(guest: str, platform: str, patches: str, without: tuple[str, ...], force
                 observers = (Tracer(stack.enter_context(trace_path.open("w"))),)
             except OSError as e:
                 raise click.BadParameter(f"cannot write {trace_path}: {e.strerror}", param_hint="--trace") from None
-        if con_err.is_terminal and not _quiet and as_json:  # a spinner would garble the console text
+        progress = None
+        expected = _builtin_iterations(guest)
+        if con_err.is_terminal and not _quiet and expected:
+            # a built-in guest prints nothing: a bar of its exits cannot garble a console
+            progress = _run_bar(stack, con_err, f"{guest} on {pf.name}", expected)
+        elif con_err.is_terminal and not _quiet and as_json:  # a spinner would garble the console text
             stack.enter_context(con_err.status(f"running {guest} on {pf.name}..."))
         r = run_guest(guest, pf, patches=patches, without=without, force=force, observers=observers, vm=vm,
-                      **budgets)
+                      progress=progress, **budgets)
         problem = None
         if check_transparency:
             quiet_vm = replace(vm, console=None)
@@ -362,6 +367,26 @@ def run(guest: str, platform: str, patches: str, without: tuple[str, ...], force
     if problem:
         raise TransparencyError(f"--patches {patches} changed what the guest sees: {problem}; "
                                 "its figures are not a saving")
+
+
+def _builtin_iterations(guest: str) -> int:
+    """The loop count of a built-in guest (its exits, give or take set-up), else 0."""
+    from worldswitch import guests
+
+    if guest in guests.GUESTS:
+        return guests.GUESTS[guest].iterations
+    stem, _, n = guest.rpartition("-")
+    return int(n) if stem in guests.GUESTS and n.isdigit() else 0
+
+
+def _run_bar(stack: contextlib.ExitStack, con: Any, what: str, expected: int) -> Callable[[int], None]:
+    """A transient bar of a single run's exits against the guest's loop count."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = stack.enter_context(Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("exits"),
+                                       TimeElapsedColumn(), console=con, transient=True))
+    task = bar.add_task(what, total=expected)
+    return lambda exits: bar.update(task, completed=min(exits, expected))
 
 
 def _stream_console(data: bytes) -> None:
