@@ -12,7 +12,8 @@ against vanilla:
   saving over every order of adding the plugins. A set that breaks a ``requires`` counts
   as its largest part that does not (a plugin without its requirement does nothing), so
   the shares add up to ``saved(all)`` exactly. Exact when every such part was measured
-  (the factorial design); otherwise not given.
+  (the factorial design); estimated from sampled orders, with its standard error, by the
+  ``shapley`` design; otherwise not given.
 
 Each figure appears only when every set it needs was measured; which design measures what
 is in :mod:`worldswitch.designs`.
@@ -25,24 +26,11 @@ from collections.abc import Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
-from .designs import closure
-
-
-def core(chosen: frozenset[str], found: Mapping[str, Any]) -> frozenset[str]:
-    """The largest part of ``chosen`` whose every plugin has its requirements in it."""
-    out = set(chosen)
-    changed = True
-    while changed:
-        changed = False
-        for p in list(out):
-            if any(r not in out for r in found[p].meta.requires):
-                out.discard(p)
-                changed = True
-    return frozenset(out)
+from .designs import closure, core
 
 
 def attribute(plugins: Sequence[str], cycles: Mapping[frozenset[str], float],
-              found: Mapping[str, Any]) -> dict[str, Any]:
+              found: Mapping[str, Any], orders: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
     """Attribution for one guest × platform from the measured ``cycles`` (per iteration)
     of each plugin set (frozenset; the empty set is vanilla)."""
     vanilla = cycles.get(frozenset())
@@ -72,10 +60,36 @@ def attribute(plugins: Sequence[str], cycles: Mapping[frozenset[str], float],
             value = parts[0] - parts[1] - parts[2] + parts[3]
             interactions.append({"a": a, "b": b, "value": value})
     shapley = _shapley(list(plugins), saved, found)
+    sampled = _sampled_shapley(orders, saved, found) if shapley is None and orders else None
     for row in rows:
         row["shapley"] = None if shapley is None else shapley[row["plugin"]]
+        if sampled is not None:
+            row["shapley"], row["shapley_se"] = sampled[row["plugin"]]
     return {"vanilla": vanilla, "all": None if total is None else vanilla - total, "saved": total,
-            "plugins": rows, "interactions": interactions, "shapley_exact": shapley is not None}
+            "plugins": rows, "interactions": interactions, "shapley_exact": shapley is not None,
+            "shapley_orders": len(orders) if sampled is not None else 0}
+
+
+def _sampled_shapley(orders: Sequence[Sequence[str]], saved: Any,
+                     found: Mapping[str, Any]) -> dict[str, tuple[float, float]] | None:
+    """The mean marginal saving of each plugin over the sampled orders, with its standard
+    error (sd / sqrt(orders)): an unbiased estimate of the Shapley share."""
+    samples: dict[str, list[float]] = {p: [] for p in orders[0]}
+    for order in orders:
+        before = 0.0
+        for i, p in enumerate(order):
+            part = core(set(order[: i + 1]), found)
+            now = saved(part) if part else 0.0
+            if now is None:
+                return None
+            samples[p].append(now - before)
+            before = now
+    out = {}
+    for p, xs in samples.items():
+        mean = sum(xs) / len(xs)
+        var = sum((x - mean) ** 2 for x in xs) / (len(xs) - 1) if len(xs) > 1 else float("nan")
+        out[p] = (mean, math.sqrt(var / len(xs)) if len(xs) > 1 else float("nan"))
+    return out
 
 
 def _shapley(players: list[str], saved: Any, found: Mapping[str, Any]) -> dict[str, float] | None:

@@ -22,7 +22,7 @@ import click
 from .errors import ProfileError, Terminated, TransparencyError, WorldswitchError
 
 #: the study designs (worldswitch.designs.DESIGNS, spelled here so the CLI loads without it)
-DESIGN_NAMES = ("one-at-a-time", "leave-one-out", "cumulative", "factorial", "random")
+DESIGN_NAMES = ("one-at-a-time", "leave-one-out", "cumulative", "factorial", "random", "shapley")
 
 EXIT_CODES = """Exit codes: 0 success, 1 internal error, 2 usage error, 3 bad guest image,
 4 unknown plugin, plugin that failed to load (--strict-plugins) or impossible plugin
@@ -681,7 +681,7 @@ def ablate(ctx: click.Context, design: str | None, n: int | None, patches: str, 
     where patches interact, e.g. 10 only saves on top of 7. Every run is checked against
     vanilla on what the guest sees (exit code 9 if a set changes it).
 
-    With a DESIGN (one-at-a-time, leave-one-out, cumulative, factorial, random N), this
+    With a DESIGN (one-at-a-time, leave-one-out, cumulative, factorial, random N, shapley N), this
     is `worldswitch study DESIGN --plugins SEL`: a designed study stored in --db.
 
     \b

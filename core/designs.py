@@ -10,7 +10,9 @@ A design turns a list of plugins into the sets to measure, vanilla always first:
   how the kernel applied them);
 - ``factorial``: every subset (2^k runs per guest and platform: refused past
   :data:`FACTORIAL_MAX` plugins);
-- ``random``: N subsets drawn with a seed, each plugin in or out with even odds.
+- ``random``: N subsets drawn with a seed, each plugin in or out with even odds;
+- ``shapley``: N orders of the plugins drawn with a seed, and every prefix of each: what a
+  sampled Shapley split needs when the factorial design is too large.
 
 A set that breaks a plugin's ``requires`` is never run: it is listed in ``skipped`` with
 the reason, as a user would want to see it. Third-party plugins take part exactly like the
@@ -26,7 +28,7 @@ from typing import Any
 
 from .errors import UsageError
 
-DESIGNS = ("one-at-a-time", "leave-one-out", "cumulative", "factorial", "random")
+DESIGNS = ("one-at-a-time", "leave-one-out", "cumulative", "factorial", "random", "shapley")
 #: factorial over more plugins than this is 2^13 = 8192 sets per guest and platform: refused
 FACTORIAL_MAX = 12
 
@@ -51,6 +53,7 @@ class Design:
     subsets: list[Subset] = field(default_factory=list)  # vanilla first, each set once
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (label, why it is not run)
     seed: int | None = None
+    orders: list[tuple[str, ...]] = field(default_factory=list)  # shapley: the sampled orders
 
     def add(self, label: str, chosen: Sequence[str], found: Mapping[str, Any]) -> None:
         plugins = tuple(p for p in self.plugins if p in chosen)
@@ -71,6 +74,20 @@ def closure(name: str, found: Mapping[str, Any]) -> set[str]:
                 out.add(req)
                 todo.append(req)
     return out
+
+
+def core(chosen: frozenset[str] | set[str], found: Mapping[str, Any]) -> frozenset[str]:
+    """The largest part of ``chosen`` whose every plugin has its requirements in it (what
+    the set amounts to: a plugin without its requirement does nothing)."""
+    out = set(chosen)
+    changed = True
+    while changed:
+        changed = False
+        for p in list(out):
+            if any(r not in out for r in found[p].meta.requires):
+                out.discard(p)
+                changed = True
+    return frozenset(out)
 
 
 def _missing(plugins: Sequence[str], found: Mapping[str, Any]) -> str:
@@ -125,9 +142,22 @@ def build(name: str, plugins: Sequence[str], found: Mapping[str, Any], n: int | 
         for mask in range(1, 2**k):
             chosen = [p for i, p in enumerate(plugins) if mask >> i & 1]
             d.add("+" + ",".join(_short(x, found) for x in chosen), chosen, found)
+    elif name == "shapley":
+        if n is None or n < 1:
+            raise UsageError("shapley needs N >= 1, the number of sampled orders")
+        rng = random.Random(seed if seed is not None else 0)
+        d.seed = seed if seed is not None else 0
+        for _ in range(n):
+            order = list(plugins)
+            rng.shuffle(order)
+            d.orders.append(tuple(order))
+            for i in range(1, len(order) + 1):
+                part = core(set(order[:i]), found)
+                if part:
+                    d.add("+" + ",".join(_short(x, found) for x in plugins if x in part), sorted(part), found)
     else:
         if n is None or n < 1:
-            raise UsageError("random needs N >= 1 (--runs N)")
+            raise UsageError("random needs N >= 1")
         rng = random.Random(seed if seed is not None else 0)
         d.seed = seed if seed is not None else 0
         tries, invalid = 0, 0

@@ -53,7 +53,7 @@ def run_study(design_name: str, n: int | None, seed: int | None, selection: str,
     spec = {"design": design.name, "plugins": list(design.plugins), "guests": guests, "platforms": list(platforms),
             "method": method, "n": n, "seed": design.seed}
     name = name or f"{design.name}:{selection}:{','.join(guests)}:{','.join(platforms)}:{method}" + (
-        f":{n}:{design.seed}" if design.name == "random" else "")
+        f":{n}:{design.seed}" if design.name in ("random", "shapley") else "")
     for label, why in design.skipped:
         _notice(f"skipped {label}: {why}")
     runs = len(design.subsets) * len(guests) * len(platforms)
@@ -94,7 +94,7 @@ def summarize(name: str, design: Any, guests: list[str], platforms: list[str], s
                 cycles[key] = run.cycles
             if vanilla is None:
                 continue
-            cell = attribute(list(design.plugins), cycles, found)
+            cell = attribute(list(design.plugins), cycles, found, design.orders)
             if design.name == "cumulative":  # what each patch added when it was applied, in order
                 prev = cycles.get(frozenset())
                 for row, i in zip(cell["plugins"], range(len(design.plugins))):
@@ -145,7 +145,8 @@ def print_attribution(data: dict[str, Any]) -> None:
             row = []
             for g in data["guests"]:
                 r = cells[g]["plugins"][i] if g in cells else {}
-                row.append(" / ".join(_fmt(r.get(k)) for k in metrics))
+                row.append(" / ".join(_fmt(r.get(k)) + (f" ± {r['shapley_se']:,.0f}" if k == "shapley" and
+                                                         r.get("shapley_se") is not None else "") for k in metrics))
             t.add_row(str(patches.get(name) or "-"), name, *row)
         t.add_section()
         t.add_row("", "all together", *(_fmt(cells[g]["saved"]) if g in cells else "-" for g in data["guests"]))
@@ -155,13 +156,17 @@ def print_attribution(data: dict[str, Any]) -> None:
             con.print(f"  interaction on {g}: {x['a']} with {x['b']}: {x['value']:+,.0f} cycles (beyond the sum "
                       "of each alone)")
     if "shapley" not in metrics:
-        con.print("Shapley shares need every subset measured: the factorial design (at most 12 plugins).")
+        con.print("Shapley shares need every subset measured (factorial, at most 12 plugins) or sampled orders "
+                  "(shapley N).")
+    elif any(c.get("shapley_orders") for c in data["attribution"]):
+        con.print(f"Shapley shares estimated from {data['attribution'][0]['shapley_orders']} sampled orders: "
+                  "± one standard error.")
 
 
 @main.command()
 @click.argument("design", type=click.Choice(DESIGNS))
 @click.argument("n", type=click.IntRange(1), required=False)
-@click.option("--seed", type=int, default=None, help="random: the seed of the draw (default 0).")
+@click.option("--seed", type=int, default=None, help="random, shapley: the seed of the draw (default 0).")
 @click.option("--plugins", "selection", default="series", show_default=True, metavar="SEL",
               help="The plugins to study, as --patches takes them (third-party plugins by name).")
 @click.option("--guests", "guest_list", default="null_hvc,self_sgi,sysreg", show_default=True)
@@ -186,6 +191,8 @@ def study(design: str, n: int | None, seed: int | None, selection: str, guest_li
       cumulative      plugins added in series order, as the kernel applied them
       factorial       every subset of the plugins (2^k sets: keep k small)
       random N        N seeded random subsets (--seed S)
+      shapley N       N seeded random orders and their prefixes: Shapley shares
+                      with their standard error when factorial is too large
     Sets that break a plugin's requires are skipped and listed. Results go to a SQLite
     database (--db); configurations already there are not run again, so an interrupted
     study resumes where it stopped.
@@ -196,10 +203,10 @@ def study(design: str, n: int | None, seed: int | None, selection: str, guest_li
       worldswitch study factorial --plugins 7,8,10,11 --platforms A
       worldswitch study random 20 --seed 1 --dask tcp://127.0.0.1:8786
       worldswitch report one-at-a-time:series:null_hvc,self_sgi,sysreg:A,C-v3:short --out report/"""
-    if design == "random" and n is None:
-        raise click.BadParameter("random needs N, the number of subsets: `study random 20 --seed 1`",
-                                 param_hint="N")
-    if design != "random" and n is not None:
+    if design in ("random", "shapley") and n is None:
+        raise click.BadParameter(f"{design} needs N, the number of {'subsets' if design == 'random' else 'orders'}: "
+                                 f"`study {design} 20 --seed 1`", param_hint="N")
+    if design not in ("random", "shapley") and n is not None:
         raise click.BadParameter(f"{design} takes no N", param_hint="N")
     data = run_study(design, n, seed, selection, guest_list, platform_list, full, db_path, name, dask, jobs)
     if as_json:

@@ -144,3 +144,25 @@ def test_unmeasured_figures_are_none_not_zero() -> None:
     rows = {r["plugin"]: r for r in a["plugins"]}
     assert rows["six"]["alone"] == 700.0 and rows["seven"]["alone"] is None
     assert rows["six"]["marginal"] is None and rows["six"]["shapley"] is None and a["saved"] is None
+
+
+def test_shapley_design_samples_orders_and_runs_their_prefixes() -> None:
+    d = build("shapley", ["six", "seven", "eight"], FOUND, n=30, seed=2)
+    assert len(d.orders) == 30 and d.orders == build("shapley", ["six", "seven", "eight"], FOUND, n=30, seed=2).orders
+    # a prefix with 8 before 7 amounts to its part without 8: never a broken set
+    assert all(not ("eight" in s.plugins and "seven" not in s.plugins) for s in d.subsets)
+
+
+def test_sampled_shapley_estimates_the_exact_split_with_its_error() -> None:
+    plugins = ["six", "seven", "eight"]
+    cycles = factorial_cycles(interaction=400.0)
+    exact = {r["plugin"]: r["shapley"] for r in attribute(plugins, cycles, FOUND)["plugins"]}
+    d = build("shapley", plugins, FOUND, n=200, seed=4)
+    from worldswitch import attribution
+
+    sampled = attribution._sampled_shapley(d.orders, lambda s: 10_000.0 - cycles[s], FOUND)
+    for p, (mean, se) in sampled.items():
+        assert abs(mean - exact[p]) <= 4 * se + 1e-9, (p, mean, se, exact[p])
+    assert sum(m for m, _ in sampled.values()) == pytest.approx(3400.0)  # every order adds up to the whole
+    additive = attribution._sampled_shapley(d.orders, lambda s: 10_000.0 - cycles_of(s), FOUND)
+    assert additive["six"] == (pytest.approx(700.0), pytest.approx(0.0))
