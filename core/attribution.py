@@ -6,8 +6,10 @@ against vanilla:
 - **alone**: ``saved(p with its requirements)``;
 - **marginal**: what the whole set loses without p (and whatever requires p):
   ``saved(all) − saved(all − p − dependents)``;
-- **interaction** of a pair: ``saved(A ∪ B) − saved(A) − saved(B) + saved(A ∩ B)`` with A
-  and B the two plugins with their requirements: zero when the two simply add up;
+- **interaction** of a pair a, b on top of R, what both need besides each other:
+  ``saved(R+a+b) − saved(R+a) − saved(R+b) + saved(R)``, a set missing a requirement
+  counting as its part that has them all: zero when the two simply add up, and all of 8's
+  saving for 8 with 7, which it needs;
 - **Shapley value**: each plugin's fair share of ``saved(all)``, averaging its marginal
   saving over every order of adding the plugins. A set that breaks a ``requires`` counts
   as its largest part that does not (a plugin without its requirement does nothing), so
@@ -54,11 +56,14 @@ def attribute(plugins: Sequence[str], cycles: Mapping[frozenset[str], float],
                      "marginal": None if total is None or rest is None else total - rest})
     interactions = []
     for a, b in combinations(plugins, 2):
-        sa, sb = with_reqs(a), with_reqs(b)
-        parts = [saved(sa | sb), saved(sa), saved(sb), saved(sa & sb) if sa & sb else 0.0]
-        if None not in parts and sa != sb and not (sa <= sb or sb <= sa):
-            value = parts[0] - parts[1] - parts[2] + parts[3]
-            interactions.append({"a": a, "b": b, "value": value})
+        # on top of what both need besides each other; a set missing a requirement counts
+        # as its part that has them all (as for the Shapley shares): so for 8, which needs
+        # 7, everything 8 saves is an interaction with 7
+        base = (frozenset(closure(a, found)) | frozenset(closure(b, found))) & everything - {a, b}
+        parts = [saved(core(base | {a, b}, found)), saved(core(base | {a}, found)), saved(core(base | {b}, found)),
+                 saved(core(base, found))]
+        if None not in parts:
+            interactions.append({"a": a, "b": b, "value": parts[0] - parts[1] - parts[2] + parts[3]})
     shapley = _shapley(list(plugins), saved, found)
     sampled = _sampled_shapley(orders, saved, found) if shapley is None and orders else None
     for row in rows:

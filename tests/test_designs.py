@@ -126,7 +126,9 @@ def test_additive_savings_attribute_exactly() -> None:
     assert rows["eight"]["alone"] == 2300.0  # with 7, which it requires
     assert rows["eight"]["marginal"] == 300.0
     assert sum(r["shapley"] for r in rows.values()) == pytest.approx(3000.0)
-    assert all(abs(x["value"]) < 1e-9 for x in a["interactions"])
+    inter = {(x["a"], x["b"]): x["value"] for x in a["interactions"]}
+    # 8 does nothing without 7: all it saves is an interaction with 7; the rest add up
+    assert inter == {("six", "seven"): 0.0, ("six", "eight"): 0.0, ("seven", "eight"): 300.0}
 
 
 def test_an_interaction_is_found_and_shared() -> None:
