@@ -29,7 +29,8 @@ EXIT_CODES = """Exit codes: 0 success, 1 internal error, 2 usage error, 3 bad gu
 combination, 5 guest fault (unknown sysreg or MMIO access, WFI that can never wake),
 6 exit, instruction or time budget exhausted, 7 a plugin raised or returned a wrong type
 (the run is invalid), 8 bad profile or measurement file, 9 a plugin set changed what the
-guest sees (its figures are invalid), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
+guest sees (its figures are invalid), 130 interrupted (Ctrl-C), 141 the output's reader
+went away (a closed pipe), 143 terminated (SIGTERM)."""
 
 #: -q: no progress, no notices (errors still print)
 _quiet = False
@@ -69,6 +70,13 @@ def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
             _exit(130, "interrupted")
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
+        except BrokenPipeError:
+            # the reader went away (`| head`) while SIGPIPE is ignored (an embedding program):
+            # what it read stands, nothing to report; stdout is pointed at /dev/null so that
+            # the interpreter's final flush does not fail again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)  # 128 + SIGPIPE, as a shell reports it
         except Exception as e:  # noqa: BLE001 - a bug: say so in one line, the traceback with -v
             from .api import _logger
 
@@ -96,6 +104,9 @@ class _Cli(click.Group):
             # a shell starts background jobs with SIGINT ignored; the user's Ctrl-C must still stop us
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, _on_sigterm)
+            # `worldswitch results | head`: end quietly when the reader goes, as Unix tools do
+            # (exit 141 in the shell); a study's database commits are whole either way
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         kwargs["standalone_mode"] = False
         try:
             rv = super().main(*args, **kwargs)

@@ -35,3 +35,16 @@ def test_no_bar_off_a_terminal_or_with_quiet(monkeypatch, capsys) -> None:  # no
     with cli._Progress(3, "study x", 2) as tick:
         tick(None)
     assert capsys.readouterr().err == ""
+
+
+def test_a_closed_pipe_is_no_internal_error(tmp_path) -> None:  # noqa: ANN001
+    """`worldswitch ... | head -1`: the reader leaving is not a bug to report."""
+    import subprocess
+    import sys
+
+    code = "from worldswitch.cli import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "plugins"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # gone before the command writes
+    err = proc.stderr.read().decode()
+    # SIGPIPE ends it as it ends any Unix tool (the shell says 141), with nothing on stderr
+    assert proc.wait() in (0, -13) and err == "", err
