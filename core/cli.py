@@ -30,7 +30,7 @@ combination, 5 guest fault (unknown sysreg or MMIO access, WFI that can never wa
 6 exit, instruction or time budget exhausted, 7 a plugin raised or returned a wrong type
 (the run is invalid), 8 bad profile or measurement file, 9 a plugin set changed what the
 guest sees (its figures are invalid), 130 interrupted (Ctrl-C), 141 the output's reader
-went away (a closed pipe), 143 terminated (SIGTERM)."""
+went away (a closed pipe: nothing is printed), 143 terminated (SIGTERM)."""
 
 #: -q: no progress, no notices (errors still print)
 _quiet = False
@@ -39,7 +39,9 @@ _quiet = False
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    con = Console(stderr=stderr, highlight=False)
+    con.on_broken_pipe = _pipe_closed  # rich would exit 1, the code of an internal error here
+    return con
 
 
 def _dumps(data: Any) -> str:
@@ -71,12 +73,7 @@ def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except BrokenPipeError:
-            # the reader went away (`| head`) while SIGPIPE is ignored (an embedding program):
-            # what it read stands, nothing to report; stdout is pointed at /dev/null so that
-            # the interpreter's final flush does not fail again
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(141)  # 128 + SIGPIPE, as a shell reports it
+            _pipe_closed()
         except Exception as e:  # noqa: BLE001 - a bug: say so in one line, the traceback with -v
             from .api import _logger
 
@@ -85,6 +82,16 @@ def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
             _exit(1, f"internal error: {type(e).__name__}: {e} (-v shows the traceback; please report it)")
 
     return wrapper
+
+
+def _pipe_closed() -> NoReturn:
+    """The reader of our output went away (`worldswitch results | head`): what it read stands,
+    nothing to report. Exit 141 (128 + SIGPIPE) as a shell would say of a Unix tool. SIGPIPE
+    itself stays ignored: the worker pools' own pipes must never kill the process. Stdout is
+    pointed at /dev/null so that the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(141)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -104,9 +111,6 @@ class _Cli(click.Group):
             # a shell starts background jobs with SIGINT ignored; the user's Ctrl-C must still stop us
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, _on_sigterm)
-            # `worldswitch results | head`: end quietly when the reader goes, as Unix tools do
-            # (exit 141 in the shell); a study's database commits are whole either way
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         kwargs["standalone_mode"] = False
         try:
             rv = super().main(*args, **kwargs)
@@ -119,6 +123,10 @@ class _Cli(click.Group):
             _exit(143, "terminated")
         except (click.Abort, KeyboardInterrupt):
             _exit(130, "interrupted")
+        try:
+            sys.stdout.flush()  # what is still buffered: a closed pipe shows here, not in a command
+        except BrokenPipeError:
+            _pipe_closed()
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
