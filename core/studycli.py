@@ -1,4 +1,5 @@
-"""``worldswitch study``, ``results`` and ``compare``: designed studies into a durable store."""
+"""``worldswitch study``, ``results``, ``compare`` and ``report``: designed studies into a
+durable store, and what they found."""
 
 from __future__ import annotations
 
@@ -45,8 +46,8 @@ def run_study(design_name: str, n: int | None, seed: int | None, selection: str,
     design = build(design_name, plugins, found, n, seed)
     guests = [g.strip() for g in guest_list.split(",") if g.strip()]
     for g in guests:
-        if g not in builtin.GUESTS or "-" in g:
-            raise UsageError(f"--guests: unknown guest {g!r}; known: null_hvc, self_sgi, sysreg, ...")
+        if g not in builtin.GUESTS:
+            raise UsageError(f"--guests: unknown guest {g!r}; known: {', '.join(builtin.GUESTS)}")
     profiles = load_platforms()
     platforms = {p: profiles[p] for p in _platform_names(platform_list)}
     method = "full" if full else "short"
@@ -110,7 +111,9 @@ def summarize(name: str, design: Any, guests: list[str], platforms: list[str], s
                             for k, c in sets]
             cells.append({"guest": g, "platform": p, **cell})
     return {"study": name, "design": design.name, "plugins": list(design.plugins),
-            "patches": {n: found[n].meta.patch for n in design.plugins}, "guests": guests, "platforms": platforms,
+            # a third-party plugin is named, never numbered: a number means the built-in patch
+            "patches": {n: found[n].meta.patch if found[n].builtin else None for n in design.plugins},
+            "guests": guests, "platforms": platforms,
             "runs_made": made, "runs_reused": reused, "skipped": [list(x) for x in design.skipped],
             "attribution": cells, "invalid": problems}
 
