@@ -12,11 +12,15 @@ io_mem_abort fails with "load/store instruction decoding not implemented".
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .events import Exit
 
 ESR_IL = 1 << 25  # a 32-bit instruction
+MASK64 = (1 << 64) - 1
 DFSC_TRANSLATION_L2 = 0x06  # what a stage-2 fault on an unmapped IPA reports, as KVM sees it
 
 
@@ -101,3 +105,63 @@ def decode_sysreg(w: int) -> tuple[int, int, int, int, int, int, bool] | None:
 HVC_MASK, HVC_BITS = 0xFFE0001F, 0xD4000002
 SVC_MASK, SVC_BITS = 0xFFE0001F, 0xD4000001
 WFI, WFE = 0xD503207F, 0xD503205F
+
+
+_RMW = ("ldadd", "ldclr", "ldeor", "ldset", "ldsmax", "ldsmin", "ldumax", "ldumin", "swp", "cas")
+# capstone's extend codes: UXTB..UXTX are 1-4, SXTB..SXTX 5-8
+_EXTEND_BITS = {1: 8, 2: 16, 3: 32, 4: 64, 5: 8, 6: 16, 7: 32, 8: 64}
+
+
+@functools.cache
+def _capstone() -> Any:
+    import capstone
+
+    md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+    md.detail = True
+    return md
+
+
+def decode_data_access(word: int, pc: int, read_reg: Callable[[int], int]) -> tuple[int, bool] | None:
+    """The virtual address a load or store at ``pc`` accesses and whether it writes, from the
+    instruction and its registers as they are before it runs (the state an abort leaves).
+    For a stage-1 abort, which is rare: capstone decodes every addressing mode. None for an
+    instruction that makes no data access (a prefetch) or one this does not model (cache
+    maintenance)."""
+    from capstone import arm64
+    from unicorn import arm64_const as a64
+
+    insns = list(_capstone().disasm(word.to_bytes(4, "little"), pc))
+    if not insns:
+        return None
+    insn = insns[0]
+    name = insn.mnemonic
+    if name.startswith("prfm") or name.startswith("prfum") or name in ("dc", "ic", "at"):
+        return None
+
+    def value(reg: int) -> int:
+        reg_name = insn.reg_name(reg)
+        if reg_name in ("xzr", "wzr"):
+            return 0
+        return read_reg(getattr(a64, f"UC_ARM64_REG_{reg_name.upper()}"))
+
+    is_write = name.startswith("st") or name.startswith(_RMW)
+    for op in insn.operands:
+        if op.type == arm64.ARM64_OP_MEM:
+            va = value(op.mem.base)
+            if insn.post_index:  # [base], #imm: the access is at the base; the imm comes after
+                return va & MASK64, is_write
+            if op.mem.index:
+                idx = value(op.mem.index)
+                bits = _EXTEND_BITS.get(op.ext)
+                if bits is not None:
+                    idx &= (1 << bits) - 1
+                    if op.ext >= 5 and idx >> (bits - 1):
+                        idx -= 1 << bits
+                if op.shift.type == arm64.ARM64_SFT_LSL:
+                    idx <<= op.shift.value
+                va += idx
+            return (va + op.mem.disp) & MASK64, is_write
+    if name.startswith("ldr") or name.startswith("ldrsw"):  # literal: the address is the operand
+        imm = [op.imm for op in insn.operands if op.type == arm64.ARM64_OP_IMM]
+        return (imm[-1] & MASK64, False) if imm else None
+    return None

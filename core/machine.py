@@ -73,9 +73,21 @@ from unicorn.unicorn_py3.unicorn import (
     uclib,
 )
 
+from . import stage1
 from .board import REDIST_DEFAULT
 from .budget import RunGuard, check_deadline
-from .decode import ESR_IL, HVC_BITS, HVC_MASK, WFE, WFI, LdstSite, decode_ldst, decode_sysreg, sysreg_esr
+from .decode import (
+    ESR_IL,
+    HVC_BITS,
+    HVC_MASK,
+    WFE,
+    WFI,
+    LdstSite,
+    decode_data_access,
+    decode_ldst,
+    decode_sysreg,
+    sysreg_esr,
+)
 from .errors import BudgetExceeded, GuestFault, GuestImageError
 from .events import Exit
 from .hw.gic_v2 import GICC_IAR, GicV
@@ -84,6 +96,7 @@ from .kvm.arm import GICD_BASE, Vcpu
 from .kvm.psci import PSCI_TAKES_ARGS
 from .kvm.sys_regs import SysRegParams, sysreg_name
 from .spin import Loop, analyse, classify
+from .stage1 import Fault
 
 RAM_BASE = 0x80000000
 RAM_SIZE = 0x4000000  # 64 MiB: the default --mem
@@ -112,6 +125,7 @@ GPR_IDS = [a64.UC_ARM64_REG_X0 + i for i in range(29)] + [
 
 EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_HVC, EXCP_SMC = 1, 2, 3, 4, 11, 13
 ESR_EC_SVC64 = 0x15
+ESR_EC_IABT_LOW, ESR_EC_IABT_CUR, ESR_EC_DABT_LOW, ESR_EC_DABT_CUR = 0x20, 0x21, 0x24, 0x25
 PMU_TRAPPED_CRM = (12, 13, 14)
 
 # Non-secure EL1 under an EL2 (unicorn.md): SCR_EL3 = NS | HCE | RW; HCR_EL2 = RW | IMO | FMO,
@@ -121,6 +135,7 @@ HCR_EL2_VALUE, HCR_VI = 0x80000018, 1 << 7
 SCR_EL3_KEY = (3, 6, 1, 1, 0)
 HCR_EL2_KEY = (3, 4, 1, 1, 0)
 SPSR_EL1_KEY = (3, 0, 4, 0, 0)
+SCTLR_EL1_KEY, TCR_EL1_KEY = (3, 0, 1, 0, 0), (3, 0, 2, 0, 2)
 PSTATE_EL1H_MASKED = 0x3C5  # EL1h with D, A, I and F set: the boot state and every exception entry
 
 XREG = [getattr(a64, f"UC_ARM64_REG_X{n}") for n in range(31)] + [a64.UC_ARM64_REG_XZR]
@@ -236,6 +251,7 @@ def _takes_site(handler: Any) -> bool:
 
 
 WORD = struct.Struct("<I")
+DWORD = struct.Struct("<Q")
 
 
 def read_word(uc: Uc, buf: Any, addr: int) -> int | None:
@@ -262,6 +278,13 @@ class Regs:
     def write(self, reg: int, value: int) -> None:
         self.val.value = value
         uclib.uc_reg_write(self.h, reg, self.ref)
+
+    def read_cp(self, key: tuple[int, int, int, int, int]) -> int:
+        """A system register Unicorn has no name for (SCTLR_EL1, TCR_EL1), through CP_REG."""
+        cp = self.cp
+        cp.op0, cp.op1, cp.crn, cp.crm, cp.op2 = key
+        uclib.uc_reg_read(self.h, a64.UC_ARM64_REG_CP_REG, self.cp_ref)
+        return cp.val
 
     def write_cp(self, key: tuple[int, int, int, int, int], value: int) -> None:
         """A system register through CP_REG: the write that makes Unicorn rebuild its EL state."""
@@ -676,15 +699,62 @@ class Cpu:
                 ctxt.enter_el1((ESR_EC_SVC64 << 26) | ESR_IL | ((word >> 5) & 0xFFFF), None, pc)
             elif intno == EXCP_UDEF:  # an undefined instruction (HVC at EL0 included): no exit
                 ctxt.enter_el1(ESR_IL, None, pc)
+            elif intno in (EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT) and self._stage1_abort(intno, pc):
+                pass  # the guest takes it at its own vector, as on KVM: no exit
             elif intno == EXCP_PREFETCH_ABORT and not RAM_BASE <= pc < RAM_BASE + self.ram_size:
                 raise GuestFault(f"guest branched to 0x{pc:x}, outside the machine's memory (an address the "
                                  "CPU cannot even translate: Unicorn reports a prefetch abort without its syndrome)")
             else:
                 what = {EXCP_PREFETCH_ABORT: "a stage-1 prefetch abort", EXCP_DATA_ABORT: "a stage-1 data abort"}
-                raise GuestFault(f"guest took {what.get(intno, f'exception {intno}')} at pc 0x{pc:x}: Unicorn "
-                                 "does not report its syndrome, so worldswitch cannot deliver it")
+                raise GuestFault(f"guest took {what.get(intno, f'exception {intno}')} at pc 0x{pc:x} that its "
+                                 "page tables do not explain (an address size or external abort?): Unicorn does "
+                                 "not report the syndrome, so worldswitch cannot deliver it")
         except BaseException as e:  # noqa: BLE001 - raw callbacks swallow exceptions
             self._fail(e)
+
+    def _stage1_abort(self, intno: int, pc: int) -> bool:
+        """An abort the guest's own page tables cause (MMU on): walk them for the syndrome
+        the hardware would write and enter the guest's vector with it (ARM ARM D8; never an
+        exit on KVM). False if the MMU is off or the walk finds no fault to report."""
+        regs = self.regs
+        sctlr = regs.read_cp(SCTLR_EL1_KEY)
+        if not sctlr & 1:
+            return False
+        tcr = regs.read_cp(TCR_EL1_KEY)
+        ttbr0, ttbr1 = regs.read(a64.UC_ARM64_REG_TTBR0_EL1), regs.read(a64.UC_ARM64_REG_TTBR1_EL1)
+        el = self.ctxt.current_el()
+
+        def at(va: int, access: str) -> Fault | int | None:
+            return stage1.walk(self._read_phys64, va, tcr, ttbr0, ttbr1, sctlr, el, access)
+
+        if intno == EXCP_PREFETCH_ABORT:
+            fault = at(pc, "fetch")
+            if not isinstance(fault, stage1.Fault):
+                return False
+            ec = ESR_EC_IABT_LOW if el == 0 else ESR_EC_IABT_CUR
+            self.ctxt.enter_el1((ec << 26) | ESR_IL | fault.fsc, pc, pc)
+            return True
+        where = at(pc, "fetch")  # the faulting instruction, read through the same tables
+        word = self._read_phys32(where) if isinstance(where, int) else None
+        access = decode_data_access(word, pc, self.regs.read) if word is not None else None
+        if access is None:
+            return False
+        va, is_write = access
+        fault = at(va, "write" if is_write else "read")
+        if not isinstance(fault, stage1.Fault):
+            return False
+        ec = ESR_EC_DABT_LOW if el == 0 else ESR_EC_DABT_CUR
+        # ISV is 0: an abort reported at EL1 carries no instruction syndrome (as QEMU builds it)
+        self.ctxt.enter_el1((ec << 26) | ESR_IL | (int(is_write) << 6) | fault.fsc, va, pc)
+        return True
+
+    def _read_phys64(self, pa: int) -> int | None:
+        off = pa - RAM_BASE
+        return DWORD.unpack_from(self.vm.ram, off)[0] if 0 <= off <= self.ram_size - 8 else None
+
+    def _read_phys32(self, pa: int) -> int | None:
+        off = pa - RAM_BASE
+        return WORD.unpack_from(self.vm.ram, off)[0] if 0 <= off <= self.ram_size - 4 else None
 
     def _make_on_sysreg(self) -> Any:
         """The MRS/MSR callback. Locals bound once: this runs once per trapped access."""

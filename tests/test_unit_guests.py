@@ -23,7 +23,7 @@ from worldswitch.errors import GuestFault
 from worldswitch.machine import VmConfig
 
 UNIT_DIR = Path(__file__).resolve().parent.parent / "guests" / "unit"
-IMAGES = ("boot", "vectors", "irq", "timer", "exitcost", "plumbing", "plumbing_stp", "smp", "spinwait")
+IMAGES = ("boot", "vectors", "irq", "timer", "exitcost", "plumbing", "plumbing_stp", "smp", "spinwait", "mmu")
 LOAD_ADDR = 0x80080000
 GUEST_GIC = {"A": 2, "B": 2, "C-v2": 2, "C-v3": 3}
 BUDGET = {"timeout": 60, "max_instructions": 50_000_000}
@@ -152,6 +152,35 @@ def test_vectors(platform: str) -> None:
     # the only hvc64 exit is the final SYSTEM_OFF
     assert r.exits == {"hvc64": 1, "sys64": 2, "dabt_low": console_exits(r)}
     assert any("S3_1_C15_C2_0" in w and "UNDEF" in w for w in r.warnings)
+
+
+# ---- mmu: stage-1 aborts -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("platform", ["A", "C-v3"])
+def test_stage1_aborts_reach_the_guest_vector(platform: str) -> None:
+    """MMU on, faults placed on purpose: each abort enters the guest's own vector with the
+    syndrome the hardware writes (DFSC kind and level, WnR, FAR, ELR), and none exits."""
+    r = cached("mmu", platform)
+    out = assert_all_passed(r)
+    for check in (
+        "MMU on",
+        "unmapped GB, read: ESR 0x96000005 (EC 0x25, DFSC 0x5, WnR 0)",
+        "unmapped GB, write: ESR 0x96000045 (EC 0x25, DFSC 0x5, WnR 1)",
+        "access flag clear: ESR 0x9600000a (EC 0x25, DFSC 0xa, WnR 0)",
+        "read-only block: a read sees the memory",
+        "read-only block, write: ESR 0x9600004e (EC 0x25, DFSC 0xe, WnR 1)",
+        "invalid level-2 entry: ESR 0x96000006 (EC 0x25, DFSC 0x6, WnR 0)",
+        "invalid level-3 entry: ESR 0x96000047 (EC 0x25, DFSC 0x7, WnR 1)",
+        "past the 39-bit VA space: ESR 0x96000004 (EC 0x25, DFSC 0x4, WnR 0)",
+        "past the 39-bit VA space: FAR 0x8000000000",
+        "bad branch: ESR 0x86000005 (EC 0x21, DFSC 0x05)",
+        "bad branch: FAR and ELR 0xc0000000",
+    ):
+        assert f"PASS: mmu: {check}" in out, check
+    assert "mmu: printing through the Device mapping works" in out
+    # an abort the guest's own tables cause never leaves it: the UART and SYSTEM_OFF only
+    assert r.exits == {"hvc64": 1, "dabt_low": console_exits(r)}
 
 
 # ---- irq ----------------------------------------------------------------------------
