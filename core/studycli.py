@@ -254,6 +254,9 @@ def results(db_path: Path, study_name: str | None, list_studies: bool, guest: st
                 for n, spec in studies.items():
                     click.echo(f"{n}\t{spec['design']}\t{len(store.study_runs(n))} runs")
             return
+        if study_name is not None and study_name not in store.studies():
+            known = "; ".join(store.studies()) or "none yet"
+            raise UsageError(f"--study: no study named {study_name!r} in {db_path}; known: {known}")
         runs = store.runs(guest, platform, study_name)
     rows = [{"hash": r.hash, "guest": r.guest, "platform": r.platform, "plugins": r.selection, "method": r.method,
              "iterations": r.iterations, "cycles_per_iteration": r.cycles, "wall_seconds": r.wall_seconds,
