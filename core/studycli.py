@@ -203,9 +203,10 @@ def study(design: str, n: int | None, seed: int | None, selection: str, guest_li
     \b
     Examples:
       worldswitch study one-at-a-time --platforms A,C-v3
-      worldswitch study factorial --plugins 7,8,10,11 --platforms A
+      worldswitch study factorial --plugins 7-11 --platforms A
       worldswitch study random 20 --seed 1 --dask tcp://127.0.0.1:8786
-      worldswitch report one-at-a-time:series:null_hvc,self_sgi,sysreg:A,C-v3:short --out report/"""
+      worldswitch study shapley 20 --seed 1 --platforms A --json > shares.json
+      worldswitch report --out report/        # the latest study: report.md and figures"""
     if design in ("random", "shapley") and n is None:
         raise click.BadParameter(f"{design} needs N, the number of {'subsets' if design == 'random' else 'orders'}: "
                                  f"`study {design} 20 --seed 1`", param_hint="N")
