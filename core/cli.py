@@ -905,9 +905,10 @@ def calibrate(reference: str | None, measurements: str | None, short: bool, writ
     """Fit the profiles to measurements: the study's vanilla figures plus board
     measurements of any plugin sets (default: the shipped A/C-v3 series figures). All
     parameters are fitted jointly by weighted least squares with the priors' ranges as
-    their weight (C-v2 and C-v3, one host, share their costs). Prints each parameter with
-    its uncertainty and what the data did to its prior (fitted, overrode, informed,
-    prior), the residual of every row, and a leave-one-out cross-validation: each row
+    their weight (C-v2 and C-v3, one host, share their costs), every cost held >= 0.
+    Prints each parameter with its uncertainty and what the data did to its prior
+    (fitted, informed, overrode, at zero, prior), the residual of every row, and a
+    leave-one-out cross-validation: each row
     predicted from all the others. Reproducible: the same measurements give the same
     profiles, and nothing is written without --write.
 
