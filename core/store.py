@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS study_runs (
 """
 
 
+# rows come out in one order whatever order the workers finished in
+_ORDER = "ORDER BY r.guest, r.platform, r.plugins, r.method, r.hash"
+
+
 class StoreError(WorldswitchError):
     exit_code = 8
 
@@ -189,7 +193,7 @@ class Store:
     def study_runs(self, name: str) -> list[tuple[str, Run]]:
         """(label, run) of every result linked to the study."""
         rows = self.db.execute(
-            "SELECT s.label, r.* FROM study_runs s JOIN runs r ON r.hash = s.hash WHERE s.study=? ORDER BY r.rowid",
+            "SELECT s.label, r.* FROM study_runs s JOIN runs r ON r.hash = s.hash WHERE s.study=? " + _ORDER,
             (name,)).fetchall()
         return [(row[0], _run(row[1:])) for row in rows]
 
@@ -208,7 +212,7 @@ class Store:
             args.append(platform)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [_run(row) for row in self.db.execute(sql + " ORDER BY r.rowid", args)]
+        return [_run(row) for row in self.db.execute(sql + " " + _ORDER, args)]
 
     def find(self, prefix: str) -> Run:
         """The run whose hash starts with ``prefix`` (as `git` takes a commit)."""
