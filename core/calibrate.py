@@ -146,12 +146,19 @@ class Calibration:
 
 def calibrate(platforms: Mapping[str, Platform], cells: Mapping[Config, Cell], rows: Sequence[Target]) -> Calibration:
     """Fit every host that has a measured, calibrated platform in ``rows``, jointly."""
+    from .errors import TransparencyError
     from .inference import DEFAULT_NOISE, Model, Observation, fit
+    from .study import transparency_problem
 
     for t in rows:
         if not platforms[t.platform].calibrated:
             raise ProfileError(f"{t.origin}: platform {t.platform} is not calibrated (calibrated = false in its "
                                "profile), so no fit can use it")
+        vanilla = cells.get(("none", t.guest, t.platform))
+        problem = transparency_problem(vanilla, cells[t.config]) if t.plugins and vanilla is not None else None
+        if problem:  # the model's runs of that plugin set are not the kernel the user measured
+            raise TransparencyError(f"{t.origin}: the plugin set {t.selection} changes what the guest sees "
+                                    f"({problem}), so its counts cannot be fitted to a measurement")
     used = list(rows)
     if not used:
         raise ProfileError("no measurement to fit")
@@ -170,8 +177,14 @@ def calibrate(platforms: Mapping[str, Platform], cells: Mapping[Config, Cell], r
 
 
 def configurations(rows: Sequence[Target]) -> list[Config]:
-    """The runs a fit needs, once each, in first-seen order."""
-    return list(dict.fromkeys(t.config for t in rows))
+    """The runs a fit needs, once each, in first-seen order: every row's, and vanilla beside
+    each patched row (what the guest saw under it is checked against vanilla's)."""
+    out: list[Config] = []
+    for t in rows:
+        out.append(t.config)
+        if t.plugins:
+            out.append(("none", t.guest, t.platform))
+    return list(dict.fromkeys(out))
 
 
 @dataclass

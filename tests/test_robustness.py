@@ -307,3 +307,16 @@ def test_no_negative_zero_in_changes() -> None:
 def test_the_title_is_never_cut() -> None:
     code, out, _ = invoke("table", "--short", "--platforms", "A", "--patches", "series", "-j", "1")
     assert code == 0 and "Cycles per iteration: vanilla vs --patches series (predicted)" in out
+
+
+def test_calibrate_refuses_a_measurement_of_a_set_that_changes_the_guest(injector: FakeDist,
+                                                                         tmp_path: Path) -> None:
+    """A board figure for a plugin set whose model runs are not transparent cannot be fitted:
+    the model's counts would not be of the kernel the user measured."""
+    board = tmp_path / "board.toml"
+    board.write_text('[[measurement]]\nguest = "self_sgi"\nplatform = "A"\nplugins = "lr-injector"\n'
+                     "cycles_per_iteration = 11000\n")
+    code, out, err = invoke("calibrate", "--short", "--measurements", str(board), "-j", "1", "-q")
+    assert code == 9 and out == ""
+    one_line(err, f"measurement file {board}, measurement 1: the plugin set lr-injector changes what the guest "
+                  "sees (acked.")
