@@ -54,6 +54,14 @@ def console_exits(r: RunResult) -> int:
     return len(r.guest_visible["console"].encode())
 
 
+def assert_passes(r: RunResult, prefix: str, checks: tuple[str, ...]) -> list[str]:
+    """The guest's verdict, and each named check among its PASS lines. Returns the console."""
+    out = assert_all_passed(r)
+    for check in checks:
+        assert f"PASS: {prefix}: {check}" in out, check
+    return out
+
+
 def assert_all_passed(r: RunResult) -> list[str]:
     """The guest's verdict: PASS lines only, a matching SUMMARY, EXIT: STATUS=1, SYSTEM_OFF.
     Returns the console's lines."""
@@ -135,8 +143,7 @@ def test_boot_more_memory_and_no_bootargs() -> None:
 @pytest.mark.parametrize("platform", ["A", "C-v3"])
 def test_vectors(platform: str) -> None:
     r = cached("vectors", platform)
-    out = assert_all_passed(r)
-    for check in (
+    assert_passes(r, "vectors", (
         "svc: ESR 0x56000042 (EC 0x15, imm 0x42, IL)",
         "udf: ESR 0x2000000 (EC 0, IL)",
         "impdef read: UNDEF (ESR 0x2000000)",
@@ -146,8 +153,7 @@ def test_vectors(platform: str) -> None:
         "el0 svc: SPSR 0x3c0 says EL0t",
         "el0 hvc: UNDEF (ESR 0x2000000)",
         "el0 hvc: no PSCI call made (x0 = 0x84000000)",
-    ):
-        assert f"PASS: vectors: {check}" in out
+    ))
     # svc, udf and the EL0 hvc never exit; the impdef mrs and msr trap to KVM, which injects UNDEF;
     # the only hvc64 exit is the final SYSTEM_OFF
     assert r.exits == {"hvc64": 1, "sys64": 2, "dabt_low": console_exits(r)}
@@ -162,8 +168,7 @@ def test_stage1_aborts_reach_the_guest_vector(platform: str) -> None:
     """MMU on, faults placed on purpose: each abort enters the guest's own vector with the
     syndrome the hardware writes (DFSC kind and level, WnR, FAR, ELR), and none exits."""
     r = cached("mmu", platform)
-    out = assert_all_passed(r)
-    for check in (
+    out = assert_passes(r, "mmu", (
         "MMU on",
         "unmapped GB, read: ESR 0x96000005 (EC 0x25, DFSC 0x5, WnR 0)",
         "unmapped GB, write: ESR 0x96000045 (EC 0x25, DFSC 0x5, WnR 1)",
@@ -176,8 +181,7 @@ def test_stage1_aborts_reach_the_guest_vector(platform: str) -> None:
         "past the 39-bit VA space: FAR 0x8000000000",
         "bad branch: ESR 0x86000005 (EC 0x21, DFSC 0x05)",
         "bad branch: FAR and ELR 0xc0000000",
-    ):
-        assert f"PASS: mmu: {check}" in out, check
+    ))
     assert "mmu: printing through the Device mapping works" in out
     # an abort the guest's own tables cause never leaves it: the UART and SYSTEM_OFF only
     assert r.exits == {"hvc64": 1, "dabt_low": console_exits(r)}
