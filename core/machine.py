@@ -96,7 +96,6 @@ from .kvm.arm import GICD_BASE, Vcpu
 from .kvm.psci import PSCI_TAKES_ARGS
 from .kvm.sys_regs import SysRegParams, sysreg_name
 from .spin import Loop, analyse, classify
-from .stage1 import Fault
 
 RAM_BASE = 0x80000000
 RAM_SIZE = 0x4000000  # 64 MiB: the default --mem
@@ -724,7 +723,7 @@ class Cpu:
         ttbr0, ttbr1 = regs.read(a64.UC_ARM64_REG_TTBR0_EL1), regs.read(a64.UC_ARM64_REG_TTBR1_EL1)
         el = self.ctxt.current_el()
 
-        def at(va: int, access: str) -> Fault | int | None:
+        def at(va: int, access: str) -> stage1.Fault | int | None:
             return stage1.walk(self._read_phys64, va, tcr, ttbr0, ttbr1, sctlr, el, access)
 
         if intno == EXCP_PREFETCH_ABORT:
@@ -735,7 +734,7 @@ class Cpu:
             self.ctxt.enter_el1((ec << 26) | ESR_IL | fault.fsc, pc, pc)
             return True
         where = at(pc, "fetch")  # the faulting instruction, read through the same tables
-        word = self._read_phys32(where) if isinstance(where, int) else None
+        word = self.read_insn(where) if isinstance(where, int) else None
         access = decode_data_access(word, pc, self.regs.read) if word is not None else None
         if access is None:
             return False
@@ -751,10 +750,6 @@ class Cpu:
     def _read_phys64(self, pa: int) -> int | None:
         off = pa - RAM_BASE
         return DWORD.unpack_from(self.vm.ram, off)[0] if 0 <= off <= self.ram_size - 8 else None
-
-    def _read_phys32(self, pa: int) -> int | None:
-        off = pa - RAM_BASE
-        return WORD.unpack_from(self.vm.ram, off)[0] if 0 <= off <= self.ram_size - 4 else None
 
     def _make_on_sysreg(self) -> Any:
         """The MRS/MSR callback. Locals bound once: this runs once per trapped access."""
