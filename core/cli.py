@@ -489,6 +489,13 @@ def _calibration_rows(reference: str | None, measurements: str | None) -> tuple[
     return ref, rows
 
 
+def _rows_for(rows: list, profiles: dict[str, Any], platforms: list[str]) -> list:
+    """The calibration rows that bear on ``platforms``: those of the same hosts (hosts share
+    nothing, so the others cannot move a figure shown)."""
+    hosts = {profiles[p].host for p in platforms}
+    return [t for t in rows if profiles[t.platform].host in hosts]
+
+
 def _interval(bounds: tuple[float, float], scale: float = 1.0, digits: int = 1) -> list[float]:
     return [round(scale * bounds[0], digits) + 0.0, round(scale * bounds[1], digits) + 0.0]
 
@@ -544,8 +551,7 @@ def table(patches: str, platform_list: str | None, short: bool, jobs: int, refer
     # Fitting needs the runs behind its rows; without --patches, --prior or a calibration
     # option the built-in profiles already hold that fit (tests/test_calibration.py checks it)
     fitting = patched or bool(priors) or reference is not None or measurements is not None
-    hosts = {profiles[p].host for p in platforms}
-    fit_rows = [t for t in rows if profiles[t.platform].host in hosts]
+    fit_rows = _rows_for(rows, profiles, platforms)
     shown = [(sel, g, p) for sel in (["none", selection] if patched else ["none"]) for g in guests for p in platforms]
     configs = list(dict.fromkeys(shown + (configurations(fit_rows) if fitting else [])))
     total = len(configs) * (2 if short else 1)
@@ -734,8 +740,7 @@ def ablate(ctx: click.Context, design: str | None, n: int | None, patches: str, 
     platforms_ = _platform_names(platform_list)
     _, rows_ = _calibration_rows(reference, measurements)
     profiles = load_platforms()
-    hosts = {profiles[p].host for p in platforms_}
-    fit_rows = [t for t in rows_ if profiles[t.platform].host in hosts]
+    fit_rows = _rows_for(rows_, profiles, platforms_)
     sets = ablation_sets(selected, found)
     selections = sorted({"none", ",".join(selected)} | {x for pair in sets.values() for x in pair})
     configs = list(dict.fromkeys([(s, g, p) for s in selections for g in guests for p in platforms_]

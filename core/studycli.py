@@ -20,6 +20,15 @@ DB_OPTION = click.option("--db", "db_path", type=click.Path(dir_okay=False, path
                          show_default=True, help="The results database (SQLite), created if missing.")
 
 
+def _existing_store(db_path: Path) -> Any:
+    """The results database for reading: it must exist (reading never creates one)."""
+    from .store import Store
+
+    if not db_path.is_file():
+        raise UsageError(f"no results database at {db_path} (run a study first, or pass --db)")
+    return Store(db_path)
+
+
 def _notice(text: str) -> None:
     from . import cli
 
@@ -242,11 +251,8 @@ def results(db_path: Path, study_name: str | None, list_studies: bool, guest: st
       worldswitch results --platform A --format csv > runs.csv
       worldswitch results --studies
       worldswitch compare 3f2a9c 81bd04"""
-    from .store import Store
 
-    if not db_path.is_file():
-        raise UsageError(f"no results database at {db_path} (run a study first, or pass --db)")
-    with Store(db_path) as store:
+    with _existing_store(db_path) as store:
         if list_studies:
             studies = store.studies()
             if fmt == "json":
@@ -298,11 +304,8 @@ def results(db_path: Path, study_name: str | None, list_studies: bool, guest: st
 def compare(a: str, b: str, db_path: Path, show_all: bool, as_json: bool) -> None:
     """Per-counter difference between two stored configurations, given by their hashes
     (or unique prefixes, as `worldswitch results` shows them): per iteration, A, B and B − A."""
-    from .store import Store
 
-    if not db_path.is_file():
-        raise UsageError(f"no results database at {db_path} (run a study first, or pass --db)")
-    with Store(db_path) as store:
+    with _existing_store(db_path) as store:
         ra, rb = store.find(a), store.find(b)
     counters = sorted(set(ra.counts) | set(rb.counts))
     rows = [{"counter": c, "a": ra.counts.get(c, 0.0), "b": rb.counts.get(c, 0.0),
@@ -336,12 +339,9 @@ def load_study(db_path: Path, name: str) -> dict[str, Any]:
     """A stored study's summary, as `study --json` prints it (no run is made)."""
     from .designs import build
     from .plugin import discover
-    from .store import Store
 
-    if not db_path.is_file():
-        raise UsageError(f"no results database at {db_path} (run a study first, or pass --db)")
     found = discover()
-    with Store(db_path) as store:
+    with _existing_store(db_path) as store:
         studies = store.studies()
         if name not in studies:
             known = "; ".join(studies) or "none yet"
@@ -376,11 +376,7 @@ def report(study_name: str | None, db_path: Path, out_dir: Path) -> None:
     from .report import write_report
 
     if study_name is None:
-        from .store import Store
-
-        if not db_path.is_file():
-            raise UsageError(f"no results database at {db_path} (run a study first, or pass --db)")
-        with Store(db_path) as store:
+        with _existing_store(db_path) as store:
             names = list(store.studies())
         if not names:
             raise UsageError(f"no study in {db_path} yet")
