@@ -5,13 +5,15 @@ For each guest/platform pair this runs the guest twice, in one process:
 1. on a *floor* hypervisor written here with raw ctypes callbacks and no worldswitch
    code: every trap is handled inside its hook with the least state that lets the
    guest finish correctly (unicorn.md, "The floor, end to end");
-2. on worldswitch's vanilla model, through ``worldswitch.api.run_guest``.
+2. on a *C floor*, the same hypervisor in C (cfloor.c, built here): the physical limit;
+3. on worldswitch through ``worldswitch.api.run_guest``: vanilla and all 17 patches,
+   each with the round-trip cache (core/memo.py) and without it.
 
 Both are timed with ``time.perf_counter`` around ``emu_start`` only, so the ratio is
 what the model's Python costs on top of what Unicorn itself cannot avoid. It is a
 benchmark: it reports times and asserts nothing about them.
 
-    python bench/floor.py [--short] [--repeat N] [--guests null_hvc,self_sgi] [--json]
+    python bench/floor.py [--short] [--repeat N] [--uncached N] [--guests null_hvc,self_sgi] [--json]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import ctypes
 import json
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -323,9 +326,18 @@ class Row:
     platform: str
     iterations: int  # exits worldswitch observed (run_guest's .iterations)
     floor_exits: int
-    floor_us: float  # per iteration, median
-    worldswitch_us: float
-    ratio: float
+    c_floor_us: float | None  # per iteration, median; None without a C compiler
+    floor_us: float
+    # worldswitch: vanilla and all 17 patches, each without and with the round-trip cache
+    vanilla_nocache_us: float | None
+    vanilla_us: float
+    series_nocache_us: float | None
+    series_us: float
+    states: int  # model states the series run visited (the cache's table)
+    hit_rate: float  # replayed round trips / all round trips, series run
+
+    def ratio(self, us: float | None) -> float | None:
+        return None if us is None else us / self.floor_us
 
 
 def guest_path(name: str, short: int | None) -> Path:
@@ -335,63 +347,106 @@ def guest_path(name: str, short: int | None) -> Path:
     return guests.image_path(image)
 
 
-def measure(name: str, platform: str, gic: int, short: int | None, repeat: int) -> Row:
+def _ws(path: Path, platform: str, patches: str, cache: bool) -> Any:
     from worldswitch.api import run_guest
 
+    return run_guest(str(path), platform, patches=patches, cache=cache, verify_cache=0)
+
+
+def measure(name: str, platform: str, gic: int, short: int | None, repeat: int, uncached: int,
+            c_floor: Path | None) -> Row:
     path = guest_path(name, short)
-    floor_s: list[float] = []
-    ws_s: list[float] = []
-    floor_run = ws_iters = None
-    # Interleave the two so a slow patch of the machine hits both alike.
-    for _ in range(repeat):
+    times: dict[str, list[float]] = {k: [] for k in ("c", "floor", "vanilla", "series", "vanilla_nc", "series_nc")}
+    floor_run = res = None
+    c_exits = 0
+    # Interleaved, so that a slow patch of the machine hits every column alike.
+    for i in range(repeat):
+        if c_floor is not None:
+            from cfloor import run_c_floor
+
+            seconds, c_exits = run_c_floor(c_floor, path, gic)
+            times["c"].append(seconds)
         floor_run = run_floor(path, gic)
-        floor_s.append(floor_run.seconds)
-        res = run_guest(str(path), platform, patches="none")
-        ws_iters = res.iterations
-        ws_s.append(res.wall_seconds)
-    assert floor_run is not None and ws_iters is not None
-    floor_us = statistics.median(floor_s) / floor_run.exits * 1e6
-    ws_us = statistics.median(ws_s) / ws_iters * 1e6
-    return Row(path.stem, platform, ws_iters, floor_run.exits, floor_us, ws_us, ws_us / floor_us)
+        times["floor"].append(floor_run.seconds)
+        times["vanilla"].append(_ws(path, platform, "none", True).wall_seconds)
+        res = _ws(path, platform, "all", True)
+        times["series"].append(res.wall_seconds)
+        if i < uncached:  # the model run for real every time: slow, so fewer repeats
+            times["vanilla_nc"].append(_ws(path, platform, "none", False).wall_seconds)
+            times["series_nc"].append(_ws(path, platform, "all", False).wall_seconds)
+    assert floor_run is not None and res is not None
+    if c_floor is not None and c_exits != floor_run.exits:
+        raise FloorError(f"{name}: the C floor saw {c_exits} exits, the Python floor {floor_run.exits}")
+
+    def us(key: str, exits: int) -> float | None:
+        return statistics.median(times[key]) / exits * 1e6 if times[key] else None
+
+    n = res.iterations
+    stats = res.cache
+    lookups = stats["hits"] + stats["misses"]
+    return Row(path.stem, platform, n, floor_run.exits, us("c", floor_run.exits), us("floor", floor_run.exits) or 0.0,
+               us("vanilla_nc", n), us("vanilla", n) or 0.0, us("series_nc", n), us("series", n) or 0.0,
+               stats["states"], stats["hits"] / lookups if lookups else 0.0)
 
 
 def print_table(rows: list[Row], repeat: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"floor vs worldswitch vanilla (median of {repeat}, µs per iteration)")
-    for col in ("guest", "platform", "iterations", "floor µs/it", "worldswitch µs/it", "ratio"):
+    def cell(r: Row, us: float | None) -> str:
+        ratio = r.ratio(us)
+        return "-" if us is None or ratio is None else f"{us:.2f} ({ratio:.2f}x)"
+
+    table = Table(title=f"µs per iteration (median of {repeat}) and the ratio to the Python floor")
+    cols = ("guest", "platform", "iterations", "C floor", "Python floor", "vanilla, no cache", "vanilla",
+            "series, no cache", "series", "states", "hits")
+    for col in cols:
         table.add_column(col, justify="left" if col in ("guest", "platform") else "right")
     for r in rows:
-        table.add_row(r.guest, r.platform, str(r.iterations), f"{r.floor_us:.2f}", f"{r.worldswitch_us:.2f}",
-                      f"{r.ratio:.1f}x")
-    Console(width=100).print(table)  # piped output would otherwise wrap at 80
+        table.add_row(r.guest, r.platform, str(r.iterations), cell(r, r.c_floor_us), f"{r.floor_us:.2f}",
+                      cell(r, r.vanilla_nocache_us), cell(r, r.vanilla_us), cell(r, r.series_nocache_us),
+                      cell(r, r.series_us), str(r.states), f"{100 * r.hit_rate:.2f}%")
+    Console(width=180).print(table)  # piped output would otherwise wrap at 80
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is kept (default 3)")
+    ap.add_argument("--uncached", type=int, default=1,
+                    help="of those, how many also run without the cache (slow at full length; default 1, 0: none)")
     ap.add_argument("--short", action="store_true", help="use the -1024 short variants, for a quick check")
     ap.add_argument("--guests", default="", help="comma-separated guest names to keep (default: all)")
+    ap.add_argument("--no-c-floor", action="store_true", help="skip the C floor (it needs a C compiler)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = ap.parse_args(argv)
     wanted = {g for g in args.guests.split(",") if g}
     known = {g for g, _, _ in PAIRS}
     if wanted - known:
         ap.error(f"unknown guest(s) {', '.join(sorted(wanted - known))}; known: {', '.join(sorted(known))}")
-    if args.repeat < 1:
-        ap.error("--repeat must be at least 1")
-    rows = [
-        measure(g, pf, gic, 1024 if args.short else None, args.repeat)
-        for g, pf, gic in PAIRS
-        if not wanted or g in wanted
-    ]
+    if args.repeat < 1 or not 0 <= args.uncached <= args.repeat:
+        ap.error("--repeat must be at least 1, and --uncached between 0 and --repeat")
+    with tempfile.TemporaryDirectory() as tmp:
+        c_floor = None
+        if not args.no_c_floor:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from cfloor import build
+
+            try:
+                c_floor = build(Path(tmp))
+            except RuntimeError as e:
+                print(f"warning: no C floor: {e}", file=sys.stderr)
+        rows = [
+            measure(g, pf, gic, 1024 if args.short else None, args.repeat, args.uncached, c_floor)
+            for g, pf, gic in PAIRS
+            if not wanted or g in wanted
+        ]
     for r in rows:
         if r.floor_exits != r.iterations:  # both must see the same guest behaviour
             print(f"warning: {r.guest} on {r.platform}: floor saw {r.floor_exits} exits, "
                   f"worldswitch {r.iterations}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"repeat": args.repeat, "rows": [asdict(r) for r in rows]}, indent=2))
+        print(json.dumps({"repeat": args.repeat, "uncached": args.uncached, "rows": [asdict(r) for r in rows]},
+                         indent=2))
     else:
         print_table(rows, args.repeat)
     return 0

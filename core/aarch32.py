@@ -22,6 +22,7 @@ Unicorn 2.1.4 facts this relies on (probed here, keep as tests):
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ from .kvm.coproc import (
 from .kvm.psci import PSCI_TAKES_ARGS
 from .kvm.sys_regs import FindResult
 from .machine import Regs, code_extent, read_word
+from .memo import build_cache
 
 RAM_BASE = 0x80000000
 RAM_SIZE = 0x4000000  # 64 MiB
@@ -214,8 +216,12 @@ def scan_image(code: bytes, base: int = LOAD_ADDR, deadline: float | None = None
 class Machine32:
     """One VM on the 32-bit host: a Vcpu32, its Unicorn core, the trap hooks. One per run."""
 
-    def __init__(self, code: bytes, vcpu: Vcpu32, redist_base: int = 0, deadline: float | None = None) -> None:
+    vi = False  # no virtual IRQ line is modelled on this host: the cache keys on nothing of the CPU
+
+    def __init__(self, code: bytes, vcpu: Vcpu32, redist_base: int = 0, deadline: float | None = None,
+                 cache: bool = True, verify_cache: int = 0, log: Callable[[str], None] | None = None) -> None:
         self.vcpu = vcpu
+        self.memo = build_cache(vcpu, self, [], on=cache, verify=verify_cache, log=log)
         self.deadline = deadline
         self.platform = vcpu.platform
         self.error: BaseException | None = None
@@ -259,25 +265,40 @@ class Machine32:
             self.error = e
         uclib.uc_emu_stop(self.uc._uch)
 
+    def recordable(self) -> bool:
+        """Did the round trip that just ran stay inside the model (core/memo.py)?"""
+        return self.error is None and not self.finished  # (this host injects nothing: it faults)
+
     def _on_cp15(self, uch: Any, addr: int, size: int, ud: Any) -> None:
         try:
             site = self.sites[ud or 0]
-            regs, vcpu = self.regs, self.vcpu
+            regs, memo = self.regs, self.memo
             if site.is_read:
-                vals = [0, 0]
+                key: tuple[int, ...] = (2, ud or 0)
             else:
-                vals = [regs.read(RREG[site.rt]), regs.read(RREG[site.rt2]) if site.is64 else 0]
-            resume = vcpu.world_switch(site.esr, vals)
-            if site.is_read:
+                key = (2, ud or 0, regs.read(RREG[site.rt]), regs.read(RREG[site.rt2]) if site.is64 else 0)
+            edges = memo.edges
+            t = edges.get(key) if edges is not None else None
+            if t is not None and memo.hit(t):
+                vals = t.out
+            else:
+                vals = memo.trip(key, self._cp15_trip, site, key) if memo.on else self._cp15_trip(site, key)
+            if vals is not None and site.is_read:
                 regs.write(RREG[site.rt], vals[0] & 0xFFFFFFFF)
                 if site.is64:
                     regs.write(RREG[site.rt2], vals[1] & 0xFFFFFFFF)
             regs.write(a32.UC_ARM_REG_PC, addr + 4)  # else Unicorn runs the MRC/MCR natively
-            if not resume:
-                self.finished = True
-                uclib.uc_emu_stop(self.uc._uch)
         except BaseException as e:  # noqa: BLE001 - raw callbacks swallow exceptions
             self._fail(e)
+
+    def _cp15_trip(self, site: Any, key: tuple[int, ...]) -> tuple[int, int] | None:
+        """The round trip of a cp15 access: the two values a read returns (None: the VM ended)."""
+        vals = [0, 0] if site.is_read else [key[2], key[3]]
+        if not self.vcpu.world_switch(site.esr, vals):
+            self.finished = True
+            uclib.uc_emu_stop(self.uc._uch)
+            return None
+        return vals[0], vals[1]
 
     def _on_intr(self, uch: Any, intno: int, ud: Any) -> None:
         try:
@@ -290,22 +311,39 @@ class Machine32:
             esr = self.hvc_esr
             if self.hvc_esr_varies:
                 esr = (Exit.HVC32 << 26) | ESR_IL | self.hvc_imms.get(regs.read(a32.UC_ARM_REG_PC), 0)
-            resume = self.vcpu.world_switch(esr, args)
-            if args[0] != r0:
-                regs.write(a32.UC_ARM_REG_R0, args[0] & 0xFFFFFFFF)  # PSCI errors are -1 etc. in 32 bits
-            if not resume:
-                self.finished = True
-                uclib.uc_emu_stop(self.uc._uch)
+            memo = self.memo
+            key = (3, esr, *args)
+            edges = memo.edges
+            t = edges.get(key) if edges is not None else None
+            if t is not None and memo.hit(t):
+                out = t.out
+            else:
+                out = memo.trip(key, self._hvc_trip, esr, args) if memo.on else self._hvc_trip(esr, args)
+            if out != r0:
+                regs.write(a32.UC_ARM_REG_R0, out & 0xFFFFFFFF)  # PSCI errors are -1 etc. in 32 bits
         except BaseException as e:  # noqa: BLE001
             self._fail(e)
+
+    def _hvc_trip(self, esr: int, args: list[int]) -> int:
+        """The round trip of an HVC: r0 as the guest gets it back."""
+        if not self.vcpu.world_switch(esr, args):
+            self.finished = True
+            uclib.uc_emu_stop(self.uc._uch)
+        return args[0]
 
     # ---- running ------------------------------------------------------------------------
     def run(self, max_instructions: int = 0) -> None:
         """Run to the guest's SYSTEM_OFF/RESET. Raises on a fault or a blown budget.
         (WFI is not modelled on the 32-bit host: a guest that waits stops with a fault.)"""
         self.vcpu.first_entry()
-        run_guarded(self, LOAD_ADDR, 0xFFFFFFF0, max_instructions, a32.UC_ARM_REG_PC)
+        try:
+            run_guarded(self, LOAD_ADDR, 0xFFFFFFF0, max_instructions, a32.UC_ARM_REG_PC)
+        finally:
+            self.memo.sync()  # replayed round trips: the tallies catch up
         self.vcpu.vcpu_put()
+
+    def cache_stats(self) -> dict[str, Any]:
+        return self.memo.stats()
 
     def guest_registers(self) -> dict[str, int]:
         regs = {f"r{n}": self.regs.read(RREG[n]) for n in range(13)}

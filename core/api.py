@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -40,6 +41,20 @@ def _warn(msg: str) -> None:
     print(f"worldswitch: warning: {msg}", file=sys.stderr, flush=True)
 
 
+VERIFY_CACHE_ENV = "WORLDSWITCH_VERIFY_CACHE"
+CACHE_ENV = "WORLDSWITCH_CACHE"
+
+
+def verify_cache_default() -> int:
+    """K from ``WORLDSWITCH_VERIFY_CACHE`` (the test suite sets it), else 0."""
+    text = os.environ.get(VERIFY_CACHE_ENV, "").strip()
+    if not text:
+        return 0
+    if not text.isdigit():
+        raise UsageError(f"{VERIFY_CACHE_ENV}={text!r}: expected a whole number of hits (0: no verification)")
+    return int(text)
+
+
 def set_log_level(level: int) -> None:
     global _logger, _quiet_warnings
     _logger = _make_logger(level)
@@ -62,9 +77,14 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     # guest instructions of spin loops the scheduler skipped, not emulated (core/spin.py)
     spin_skipped: int = 0
+    # the round-trip cache's statistics (core/memo.py): how the host got the result, never
+    # part of it, so left out of the JSON like nothing else but the wall time is not
+    cache: dict[str, Any] = field(compare=False, default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["cache"]
+        return out
 
 
 def _shown(v: Any) -> str:
@@ -184,6 +204,8 @@ def run_guest(
     observers: tuple[Any, ...] = (),
     vm: Any = None,
     progress: Any = None,
+    cache: bool | None = None,
+    verify_cache: int | None = None,
 ) -> RunResult:
     """Run one guest to completion and return its counts and cycles.
 
@@ -193,7 +215,11 @@ def run_guest(
     ``observers`` too, but they only watch (a tracer): they are not listed as the run's plugins.
     ``vm`` is a :class:`worldswitch.machine.VmConfig` (lkvm's ``--mem``, ``--params``, ...).
     ``progress(exits)``, if given, is called about four times a second from another thread
-    with the exits so far (it reads a counter: nothing is added to the trap path)."""
+    with the exits so far (it reads a counter: nothing is added to the trap path).
+    ``cache`` memoises round trips (core/memo.py; never changes a result; default: on,
+    unless ``WORLDSWITCH_CACHE=0``); ``verify_cache`` K re-executes every K-th replayed one
+    and fails on any difference (default: ``WORLDSWITCH_VERIFY_CACHE``, else the cache's
+    own periodic check)."""
     from .budget import deadline_after
     from .hooks import Hooks
     from .kvm.arm import Vcpu
@@ -205,6 +231,10 @@ def run_guest(
         raise UsageError(str(e)) from None
     if max_instructions < 0:
         raise UsageError("an instruction budget must be a positive number")
+    if verify_cache is None:
+        verify_cache = verify_cache_default()
+    if cache is None:
+        cache = os.environ.get(CACHE_ENV, "1").strip().lower() not in ("0", "off", "no", "false")
     pf = platform if isinstance(platform, Platform) else get_platform(platform)
     name, path = resolve_guest(guest, pf.arch)
     plugins = discover()
@@ -253,8 +283,9 @@ def run_guest(
             if max_exits:
                 vcpu.max_exits = max_exits
         vcpu = vcpus[0]
-        machine = MachineCls(code, vcpus, base, deadline, vm) if pf.arch == "aarch64" else MachineCls(
-            code, vcpu, base, deadline)
+        memo = {"cache": cache, "verify_cache": verify_cache, "log": lambda msg: log.debug("cache", note=msg)}
+        machine = MachineCls(code, vcpus, base, deadline, vm, **memo) if pf.arch == "aarch64" else MachineCls(
+            code, vcpu, base, deadline, **memo)
         t0 = time.perf_counter()
         with _polling(progress, counters):
             machine.run(max_instructions)
@@ -273,7 +304,7 @@ def run_guest(
     from .cost import cycles
 
     exits = machine.exits_by_reason() if hasattr(machine, "cores") else vcpu.exits_by_reason()
-    log.debug("run.end", exits=sum(exits.values()), seconds=round(wall, 3))
+    log.debug("run.end", exits=sum(exits.values()), seconds=round(wall, 3), cache=machine.cache_stats())
     iterations = sum(exits.values())
     total = cycles(counters, pf)
     lrfs = [lrf for c in getattr(machine, "cores", [machine]) if (lrf := getattr(c.vcpu.hyp_if, "lrf", None))]
@@ -297,5 +328,5 @@ def run_guest(
         exits=visible["exits"], cycles=total, cycles_per_iteration=total / max(iterations, 1),
         guest_visible=visible, wall_seconds=wall, forced=force and bool(selected),
         warnings=getattr(machine, "warnings", vcpu.warnings),
-        spin_skipped=getattr(machine, "spin_skipped", 0),
+        spin_skipped=getattr(machine, "spin_skipped", 0), cache=machine.cache_stats(),
     )

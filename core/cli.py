@@ -29,7 +29,8 @@ EXIT_CODES = """Exit codes: 0 success, 1 internal error, 2 usage error, 3 bad gu
 combination, 5 guest fault (unknown sysreg or MMIO access, WFI that can never wake),
 6 exit, instruction or time budget exhausted, 7 a plugin raised or returned a wrong type
 (the run is invalid), 8 bad profile or measurement file, 9 a plugin set changed what the
-guest sees (its figures are invalid), 130 interrupted (Ctrl-C), 141 the output's reader
+guest sees (its figures are invalid), 10 a round trip replayed from the cache differed
+from its real run (--verify-cache; a bug: please report it), 130 interrupted (Ctrl-C), 141 the output's reader
 went away (a closed pipe: nothing is printed), 143 terminated (SIGTERM)."""
 
 #: -q: no progress, no notices (errors still print)
@@ -151,6 +152,24 @@ def _verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="Log each run's start and end, tracebacks of internal errors (stderr).")(f)
 
 
+def _set_cache(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    # through the environment, so that worker processes (-j, the study runner) follow it
+    if param.name == "no_cache" and value:
+        os.environ["WORLDSWITCH_CACHE"] = "0"
+    elif param.name == "verify_cache" and value is not None:
+        os.environ["WORLDSWITCH_VERIFY_CACHE"] = str(value)
+
+
+def _cache_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--no-cache / --verify-cache K, accepted before or after the subcommand."""
+    f = click.option("--verify-cache", type=click.IntRange(1), default=None, expose_value=False, metavar="K",
+                     callback=_set_cache, help="Re-run every K-th replayed round trip for real and stop (exit 10) "
+                     "if it differs from the cache's record [env: WORLDSWITCH_VERIFY_CACHE].")(f)
+    return click.option("--no-cache", is_flag=True, expose_value=False, callback=_set_cache,
+                        help="Run every round trip for real instead of replaying memoised ones (same results, "
+                        "slower) [env: WORLDSWITCH_CACHE=0].")(f)
+
+
 class Seconds(click.ParamType):
     """A time budget: a finite number of seconds above zero."""
 
@@ -181,6 +200,7 @@ class Address(click.ParamType):
 @click.group(cls=_Cli, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="worldswitch")
 @_verbosity
+@_cache_options
 @click.option("--profiles", type=click.Path(file_okay=False, path_type=Path), envvar="WORLDSWITCH_PROFILES",
               default=None, help="Also read platform profiles (*.toml) from DIR, e.g. what `calibrate --write DIR` "
               "wrote [env: WORLDSWITCH_PROFILES].")
@@ -309,6 +329,7 @@ def _jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
               "kvm_entry, kvm_sys_access, kvm_mmio, kvm_hvc_arm64, kvm_wfx_arm64), with the trapping instruction.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_verbosity
+@_cache_options
 @handle_errors
 def run(guest: str, platform: str, patches: str, without: tuple[str, ...], force: bool, max_exits: int | None,
         max_instructions: int | None, timeout: float, redist_base: int, mem_mb: int, cpus: int, params: str,
@@ -516,6 +537,7 @@ def _interval(bounds: tuple[float, float], scale: float = 1.0, digits: int = 1) 
 @click.option("--sources", is_flag=True, help="Also name the priors that make up most of each change's interval.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @_verbosity
+@_cache_options
 @handle_errors
 def table(patches: str, platform_list: str | None, short: bool, jobs: int, reference: str | None,
           measurements: str | None, priors: tuple[str, ...], sources: bool, as_json: bool) -> None:
@@ -694,6 +716,7 @@ def _print_table(rows: list[dict[str, Any]], guests: list[str], platforms: list[
 @click.option("--dask", default=None, metavar="ADDRESS", help="With DESIGN: run on this Dask scheduler.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @_verbosity
+@_cache_options
 @handle_errors
 @click.pass_context
 def ablate(ctx: click.Context, design: str | None, n: int | None, patches: str, guest_list: str, platform_list: str,
@@ -904,6 +927,7 @@ def hooks() -> None:
 @_jobs_option
 @click.option("--json", "as_json", is_flag=True, help="Print the fit as JSON.")
 @_verbosity
+@_cache_options
 @handle_errors
 def calibrate(reference: str | None, measurements: str | None, short: bool, write_dir: Path | None, jobs: int,
               as_json: bool) -> None:

@@ -12,6 +12,9 @@ from .hw.gic_v3 import GicRedistributor
 class GicV2Irqchip:
     """irq-gic.c: gic_poke_irq writes one bit of GICD_ISACTIVERn / GICD_ICACTIVERn."""
 
+    STATE = ()  # the driver keeps nothing; the distributor it pokes does (core/memo.py)
+    HOLDS = ("gicd",)
+
     def __init__(self, counters: list[int], gicd: GicDistributor) -> None:
         self.c = counters
         self.gicd = gicd
@@ -27,6 +30,9 @@ class GicV2Irqchip:
 class GicV3Irqchip:
     """irq-gic-v3.c: a PPI's active state is in the redistributor's SGI frame, and the
     driver then waits for the write to take effect (gic_redist_wait_for_rwp)."""
+
+    STATE = ()
+    HOLDS = ("gicr",)
 
     def __init__(self, counters: list[int], gicr: GicRedistributor) -> None:
         self.c = counters

@@ -95,6 +95,7 @@ from .hw.serial8250 import UART_BASE, UART_SIZE, Serial8250
 from .kvm.arm import GICD_BASE, Vcpu
 from .kvm.psci import PSCI_TAKES_ARGS
 from .kvm.sys_regs import SysRegParams, sysreg_name
+from .memo import Part, build_cache
 from .spin import Loop, analyse, classify
 
 RAM_BASE = 0x80000000
@@ -363,7 +364,7 @@ class Cpu:
         vcpu.mmio_pc_exact = True
         self._keep: list[Any] = []  # ctypes callbacks must outlive the run
         self._insn_buf = ctypes.create_string_buffer(8)
-        self._sysreg_serve: dict[tuple[tuple[int, int, int, int, int], bool], tuple[Any, bool, bool, bool]] = {}
+        self._sysreg_serve: dict[tuple[tuple[int, int, int, int, int], bool], tuple[Any, ...]] = {}
         self.vi = False
         self.lrf = vcpu.hyp_if.lrf
         self.lr_state_shift = self.lrf.codec.state_shift
@@ -388,10 +389,15 @@ class Cpu:
         self.state = OFF
         self.loaded = False  # vcpu_load ran: vcpu_put must too
         self.pc = 0  # where the core resumes
+        # memoised round trips (core/memo.py): the IRQ line this CPU drives is part of the state
+        self.memo = build_cache(vcpu, self, [Part(self, ("vi",), "the virtual IRQ line")], on=vm.cache,
+                                verify=vm.verify_cache, log=vm.log,
+                                why_off="several vCPUs (a round trip reaches the others' state)"
+                                if vm.config.cpus > 1 else None)
         self._build()
 
     # ---- set-up ------------------------------------------------------------------------
-    def _hook(self, kind: int, cb: Any, begin: int = 1, end: int = 0, ud: int = 0, *extra: Any) -> None:
+    def _hook(self, kind: int, cb: Any, begin: int = 1, end: int = 0, ud: int | None = 0, *extra: Any) -> None:
         h = uc_hook_h()
         err = uclib.uc_hook_add(
             self.uc._uch, ctypes.byref(h), kind, cb, ctypes.c_void_p(ud), ctypes.c_uint64(begin),
@@ -403,49 +409,83 @@ class Cpu:
 
     def _mmio(self, base: int, size: int, read: Any, write: Any) -> None:
         rcb, wcb = MMIO_READ_CFUNC(read), MMIO_WRITE_CFUNC(write)
-        err = uclib.uc_mmio_map(self.uc._uch, base, size, rcb, None, wcb, None)
+        self._keep += [rcb, wcb]
+        (rfn, rud), (wfn, wud) = self._stand_in("ws_gicv_read", rcb), self._stand_in("ws_gicv_write", wcb)
+        err = uclib.uc_mmio_map(self.uc._uch, base, size, rfn, rud, wfn, wud)
         if err:
             raise UcError(err)
-        self._keep += [rcb, wcb]
+
+    def _stand_in(self, name: str, cb: Any, ud: int = 0, site: int = 0) -> tuple[Any, Any]:
+        """What to register for the Python callback ``cb``: the compiled hit path's hook
+        ``name`` standing in for it (it calls ``cb`` on a miss), or ``cb`` itself."""
+        if self.fast is None:
+            return cb, ud or None
+        self._keep.append(cb)
+        fn, fud = self.fast.hook(name, cb, ud, site)
+        return ctypes.c_void_p(ctypes.cast(fn, ctypes.c_void_p).value), fud
+
+    def _compiled_hits(self) -> Any:
+        """The compiled hit path for this CPU's round-trip cache (core/fasthit.py), or None."""
+        memo = self.memo
+        if not memo.on:
+            return None
+        from .fasthit import FastHits, library, why_not
+
+        lib = library()
+        if lib is None:
+            memo.log(f"compiled hit path unavailable ({why_not()}): cache hits run in Python")
+            return None
+        fast = FastHits(lib, uclib, self.vm.ram_ptr, RAM_BASE, self.ram_size, (HCR_EL2_VALUE, HCR_EL2_VALUE | HCR_VI),
+                        self.hvc_esr, tuple(PSCI_TAKES_ARGS), len(self.scan.sysregs), memo.check_every)
+        memo.fast = fast
+        return fast
 
     def _build(self) -> None:
         uc = self.uc
         ram_end = RAM_BASE + self.ram_size
         uc.mem_map_ptr(RAM_BASE, self.ram_size, UC_PROT_ALL, self.vm.ram_ptr)  # one RAM for every vCPU
+        self.hvc_esr = (Exit.HVC64 << 26) | ESR_IL  # ISS (the immediate) built only when observed
+        self.fast = self._compiled_hits()
         self._reset()
         self.native_pfr0 = uc.cpr_read(3, 0, 0, 4, 0)
         # Everything below RAM is MMIO: plain memory watched by a hook that sees the exact PC.
         # The GICv2 CPU interface is the exception: stage 2 maps it to GICV, no exit.
         gicv = self.vcpu.gicv if self.platform.guest_gic == 2 else None
-        mem_cb = HOOK_MEM_ACCESS_CFUNC(self._make_on_mmio())
+        mem_cb, mem_ud = self._stand_in("ws_mmio", HOOK_MEM_ACCESS_CFUNC(self._make_on_mmio()))
         rw = UC_PROT_READ | UC_PROT_WRITE  # device memory is never executed: a fetch there aborts
         if gicv is not None:
             uc.mem_map(0, GICC_BASE, rw)
             uc.mem_map(GICC_BASE + GICC_SIZE, RAM_BASE - GICC_BASE - GICC_SIZE, rw)
             self._mmio(GICC_BASE, GICC_SIZE, self._gicv_read(gicv), self._gicv_write(gicv))
-            self._hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, mem_cb, 0, GICC_BASE - 1)
-            self._hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, mem_cb, GICC_BASE + GICC_SIZE, RAM_BASE - 1)
+            self._hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, mem_cb, 0, GICC_BASE - 1, mem_ud)
+            self._hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, mem_cb, GICC_BASE + GICC_SIZE, RAM_BASE - 1, mem_ud)
         else:
             uc.mem_map(0, RAM_BASE, rw)
-            self._hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, mem_cb, 0, RAM_BASE - 1)
+            self._hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, mem_cb, 0, RAM_BASE - 1, mem_ud)
         # Above RAM: mapped a page at a time when first touched, then watched the same way
-        self._hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, mem_cb, ram_end, (1 << 64) - 1)
+        self._hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, mem_cb, ram_end, (1 << 64) - 1, mem_ud)
         self._hook(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED,
                    HOOK_MEM_INVALID_CFUNC(self._on_data_unmapped))
         self._hook(UC_HOOK_MEM_FETCH_UNMAPPED | UC_HOOK_MEM_FETCH_PROT, HOOK_MEM_INVALID_CFUNC(self._on_fetch_unmapped))
-        self._hook(UC_HOOK_INTR, HOOK_INTR_CFUNC(self._on_intr))
-        self.hvc_esr = (Exit.HVC64 << 26) | ESR_IL  # ISS (the immediate) built only when observed
+        intr_cb, intr_ud = self._stand_in("ws_intr", HOOK_INTR_CFUNC(self._on_intr))
+        self._hook(UC_HOOK_INTR, intr_cb, ud=intr_ud)
         # MRS/MSR: the scanned sites first (a hook each, the site in user_data), then one
         # global hook per direction for code the scan could not see.
-        self.sysreg_sites: list[tuple[SysregSite, Any, bool, bool, bool] | None] = []
+        self.sysreg_sites: list[tuple[Any, ...] | None] = []
+        self.site_index: dict[int, int] = {}  # a hooked site's address -> its index in the compiled table
         sys_cb = HOOK_INSN_SYS_CFUNC(self._make_on_sysreg())
         for site in self.scan.sysregs:
             serve = self._serve(site.key, site.is_read)
             if serve is None:
                 continue
             self.sysreg_sites.append((site, *serve))
+            n = len(self.sysreg_sites)
             ins = a64.UC_ARM64_INS_MRS if site.is_read else a64.UC_ARM64_INS_MSR
-            self._hook(UC_HOOK_INSN, sys_cb, site.addr, site.addr, len(self.sysreg_sites), ctypes.c_int(ins))
+            if self.fast is not None:
+                self.fast.site(n - 1, site.addr, site.esr, site.is_read, site.rt, serve[2], serve[4])
+                self.site_index[site.addr] = n - 1
+            cb, ud = self._stand_in("ws_sysreg", sys_cb, n, n)
+            self._hook(UC_HOOK_INSN, cb, site.addr, site.addr, ud, ctypes.c_int(ins))
         for ins in (a64.UC_ARM64_INS_MRS, a64.UC_ARM64_INS_MSR):
             self._hook(UC_HOOK_INSN, sys_cb, 1, 0, 0, ctypes.c_int(ins))
         wfx_cb = HOOK_CODE_CFUNC(self._on_wfx)
@@ -470,9 +510,10 @@ class Cpu:
         # own MPIDR is the same in every instance)
         regs.write_cp((3, 4, 0, 0, 5), self.vcpu.mpidr)
 
-    def _serve(self, key: tuple[int, int, int, int, int], is_read: bool) -> tuple[Any, bool, bool, bool] | None:
-        """What serves this MRS/MSR, memoised: (handler, is a KVM trap, PC must be advanced
-        by hand, may change the virtual IRQ line); None when Unicorn serves it itself."""
+    def _serve(self, key: tuple[int, int, int, int, int], is_read: bool) -> tuple[Any, ...] | None:
+        """What serves this MRS/MSR, memoised: (handler, takes the site, PC must be advanced
+        by hand, may change the virtual IRQ line, a round trip the cache may replay); None
+        when Unicorn serves it itself."""
         got = self._sysreg_serve.get((key, is_read), False)
         if got is False:
             handler = self._classify(key, is_read)
@@ -482,7 +523,8 @@ class Cpu:
                 # KVM's handlers and the clock's reads take the site and the written value
                 kvm = handler == self._trap_sysreg or handler == self._unknown_sysreg or _takes_site(handler)
                 icc = (key[0], key[1], key[2]) == (3, 0, 12) or key == (3, 0, 4, 6, 0)
-                got = (handler, kvm, not unicorn_knows(*key, is_read), icc and not kvm)
+                cached = handler == self._trap_sysreg or icc and not kvm  # core/memo.py
+                got = (handler, kvm, not unicorn_knows(*key, is_read), icc and not kvm, cached)
             self._sysreg_serve[key, is_read] = got
         return got
 
@@ -588,6 +630,7 @@ class Cpu:
             clock.idle_cycles += self._spin
 
     def _timer_write(self, field: str, value: int) -> None:
+        self.memo.enter()
         self.vcpu.clock.used = True
         setattr(self.vcpu.timer, field, value & ((1 << 64) - 1))
         self._timer_irq_if_due()
@@ -608,9 +651,14 @@ class Cpu:
         else:
             level = False
         if level != self.vi:
-            self.vi = level
-            # twice per interrupt: the two CP_REG writes are built once (_build)
-            uclib.uc_reg_write(self.regs.h, a64.UC_ARM64_REG_CP_REG, self.hcr_vi[level])
+            self._set_vi(level)
+
+    def _set_vi(self, level: bool) -> None:
+        self.vi = level
+        if self.fast is not None:
+            self.fast.set_vi(level)
+        # twice per interrupt: the two CP_REG writes are built once (_build)
+        uclib.uc_reg_write(self.regs.h, a64.UC_ARM64_REG_CP_REG, self.hcr_vi[level])
 
     def _maintenance_irq(self) -> None:
         """The GIC's maintenance interrupt (an EOI KVM asked to hear of): a host IRQ, so an exit."""
@@ -636,6 +684,7 @@ class Cpu:
         """One world switch; on a return to userspace, what kvmtool does before KVM_RUN again.
         True when the guest goes on at once; False when this vCPU stops (the VM ended, or
         it blocks in WFI or powered off) and the scheduler takes over."""
+        self.memo.enter()
         vcpu = self.vcpu
         if vcpu.world_switch(esr, *operands):
             self._update_vi()
@@ -681,13 +730,20 @@ class Cpu:
                     word = self.read_insn(regs.read(a64.UC_ARM64_REG_PC) - 4) or 0
                     esr |= (word >> 5) & 0xFFFF if word & HVC_MASK == HVC_BITS else 0
                 ctxt.injected = False
-                # Cpu._exit, its common case inlined (a hypercall never yields or goes to userspace)
-                if self.vcpu.world_switch(esr, args):
-                    self._update_vi()
-                    if args[0] != x0:
-                        regs.write(a64.UC_ARM64_REG_X0, args[0])
+                memo = self.memo
+                edges = memo.edges
+                key = (3, esr, *args)
+                t = edges.get(key) if edges is not None else None
+                if t is not None and memo.hit(t):
+                    out = t.out
+                    if t.vi != self.vi:
+                        self._set_vi(t.vi)
+                elif memo.on:
+                    out = memo.trip(key, self._hvc_trip, esr, args)
                 else:
-                    self._exited_to(None)
+                    out = self._hvc_trip(esr, args)
+                if out is not None and out != x0:
+                    regs.write(a64.UC_ARM64_REG_X0, out)
                 return
             pc = regs.read(a64.UC_ARM64_REG_PC)
             if intno == EXCP_SMC:  # HCR_EL2.TSC: an exit, with the SMC itself as the return address
@@ -710,6 +766,15 @@ class Cpu:
                                  "not report the syndrome, so worldswitch cannot deliver it")
         except BaseException as e:  # noqa: BLE001 - raw callbacks swallow exceptions
             self._fail(e)
+
+    def _hvc_trip(self, esr: int, args: list[int]) -> int | None:
+        """The round trip of an HVC: x0 as the guest gets it back (None: the vCPU stopped)."""
+        # Cpu._exit, its common case inlined (a hypercall never yields or goes to userspace)
+        if self.vcpu.world_switch(esr, args):
+            self._update_vi()
+            return args[0]
+        self._exited_to(None)
+        return None
 
     def _stage1_abort(self, intno: int, pc: int) -> bool:
         """An abort the guest's own page tables cause (MMU on): walk them for the syndrome
@@ -760,9 +825,9 @@ class Cpu:
         from_address = ctypes.c_uint64.from_address
         string_at = ctypes.string_at
         unpack = struct.Struct("<5I").unpack
-        ctxt = self.ctxt
+        ctxt, memo = self.ctxt, self.memo
         stale = self.stale
-        lrf = self.lrf
+        trip = self._sysreg_trip
 
         def on_sysreg(uch: Any, reg: int, pcp: int, ud: Any) -> int:
             try:
@@ -777,21 +842,27 @@ class Cpu:
                     if serve is None:
                         return 0  # Unicorn's own register
                     entry = (SysregSite(pc, op0, op1, crn, crm, op2, RT_OF_REG.get(reg, 31), is_read), *serve)
-                site, handler, kvm, needs_pc, vi = entry
+                site, needs_pc, cached = entry[0], entry[3], entry[5]
                 ctxt.injected = False
-                if site.is_read:
-                    value = handler(site, 0) if kvm else handler()
-                    if site.rt != 31 and not ctxt.injected:
-                        val.value = value
-                        reg_write(h, reg, ref)
-                elif kvm:
-                    handler(site, from_address(pcp + 24).value)
-                else:
-                    handler(from_address(pcp + 24).value)
-                if vi:
-                    if lrf.maintenance:
-                        self._maintenance_irq()
-                    self._update_vi()
+                written = 0 if site.is_read else from_address(pcp + 24).value
+                if cached:  # a round trip through the model (a KVM trap, the ICV interface)
+                    key = (2, site.addr, site.esr, written)
+                    edges = memo.edges
+                    t = edges.get(key) if edges is not None else None
+                    if t is not None and memo.hit(t):
+                        value = t.out
+                        if t.vi != self.vi:
+                            self._set_vi(t.vi)
+                    elif memo.on:
+                        value = memo.trip(key, trip, entry, written)
+                    else:
+                        value = trip(entry, written)
+                else:  # the clock, the timer, a constant: they read the model's objects
+                    memo.settle()
+                    value = trip(entry, written)
+                if site.is_read and site.rt != 31 and not ctxt.injected:
+                    val.value = value
+                    reg_write(h, reg, ref)
                 if ctxt.injected:
                     # Unicorn ignores a PC written in an MRS/MSR hook (it goes on past the
                     # instruction): stop, and let the run loop resume at the vector
@@ -805,6 +876,23 @@ class Cpu:
             return 1
 
         return on_sysreg
+
+    def _sysreg_trip(self, entry: tuple[Any, ...], written: int) -> int:
+        """Serve one MRS/MSR: the value a read returns (0 for a write)."""
+        site, handler, kvm, _, vi, _ = entry
+        if site.is_read:
+            value = handler(site, 0) if kvm else handler()
+        else:
+            value = 0
+            if kvm:
+                handler(site, written)
+            else:
+                handler(written)
+        if vi:
+            if self.lrf.maintenance:
+                self._maintenance_irq()
+            self._update_vi()
+        return value
 
     def _trap_sysreg(self, site: SysregSite, value: int = 0) -> int:
         p = SysRegParams(*site.key, not site.is_read, value)
@@ -828,6 +916,8 @@ class Cpu:
         for site in [s.addr for s in self.scan.sysregs] + self.scan.wfxs:
             if addr < site + 4 and site < addr + size:
                 self.stale.add(site)
+                if site in self.site_index:
+                    self.fast.site_stale(self.site_index[site])
 
     def _on_wfx(self, uch: Any, addr: int, size: int, ud: Any) -> None:
         try:
@@ -867,8 +957,9 @@ class Cpu:
         uch_ = self.uc._uch
         buf = ctypes.create_string_buffer(8)
         unpack, ram, last = WORD.unpack_from, self.vm.ram, self.ram_size - 4
-        vcpu, ctxt = self.vcpu, self.ctxt
+        ctxt, memo = self.ctxt, self.memo
         syndromes: dict[int, int] = {}
+        trip = self._mmio_trip
 
         def on_mmio(uch: Any, access: int, addr: int, size: int, value: int, ud: Any) -> None:
             if self.probing:  # a device access is no skippable loop: stop before anything acts
@@ -887,19 +978,36 @@ class Cpu:
                     esr = syndromes[key] = self._decode_access(pc, word, is_write, size, addr).esr()
                 ctxt.pc_of_trap = pc
                 ctxt.injected = False
-                out = [0]
-                # Cpu._exit, its common case inlined: this is the hottest trap
-                if vcpu.world_switch(esr, addr, is_write, size, value & ((1 << (8 * size)) - 1), out):
-                    self._update_vi()
-                elif not self._exited_to(out):
-                    return
-                if not is_write:
-                    buf.raw = out[0].to_bytes(8, "little")
+                value = value & ((1 << (8 * size)) - 1) if is_write else 0
+                # the trap's key, as the compiled hit path builds it (core/fasthit.c)
+                mkey = (1, pc, (word or 0) | is_write << 32 | size << 40, addr, value)
+                edges = memo.edges
+                t = edges.get(mkey) if edges is not None else None
+                if t is not None and memo.hit(t):
+                    out = t.out
+                    if t.vi != self.vi:
+                        self._set_vi(t.vi)
+                elif memo.on:
+                    out = memo.trip(mkey, trip, esr, addr, is_write, size, value)
+                else:
+                    out = trip(esr, addr, is_write, size, value)
+                if out is not None and not is_write:
+                    buf.raw = out.to_bytes(8, "little")
                     uclib.uc_mem_write(uch_, addr, buf, size)
             except BaseException as e:  # noqa: BLE001 - raw callbacks swallow exceptions
                 self._fail(e)
 
         return on_mmio
+
+    def _mmio_trip(self, esr: int, addr: int, is_write: bool, size: int, value: int) -> int | None:
+        """The round trip of a stage-2 data abort: what a read returns (None: the vCPU stopped)."""
+        out = [0]
+        # Cpu._exit, its common case inlined: this is the hottest trap
+        if self.vcpu.world_switch(esr, addr, is_write, size, value, out):
+            self._update_vi()
+        elif not self._exited_to(out):
+            return None
+        return out[0]
 
     def _on_data_unmapped(self, uch: Any, access: int, addr: int, size: int, value: int, ud: Any) -> bool:
         """A data access above RAM: map the page, so the access retries as MMIO."""
@@ -920,15 +1028,28 @@ class Cpu:
         self.fetch_fault = addr  # the run loop makes it the exit KVM would see
         return False
 
+    # The GICv2 guest's GICC accesses reach the virtual CPU interface without an exit;
+    # they change its state all the same, so they go through the round-trip cache too.
     def _gicv_read(self, gicv: GicV) -> Any:
+        memo = self.memo
+
+        def trip(offset: int, size: int) -> int:
+            value = gicv.read(offset) if size == 4 else None
+            if value is None:
+                raise GuestFault(f"guest read of GICC offset 0x{offset:x} (size {size}): not modelled")
+            if offset == GICC_IAR:  # the one read that changes the interface's state
+                self._update_vi()
+            return value
+
         def read(uch: Any, offset: int, size: int, ud: Any) -> int:
             try:
-                value = gicv.read(offset) if size == 4 else None
-                if value is None:
-                    raise GuestFault(f"guest read of GICC offset 0x{offset:x} (size {size}): not modelled")
-                if offset == GICC_IAR:  # the one read that changes the interface's state
-                    self._update_vi()
-                return value
+                edges = memo.edges
+                t = edges.get((4, offset, size)) if edges is not None else None
+                if t is not None and memo.hit(t):
+                    if t.vi != self.vi:
+                        self._set_vi(t.vi)
+                    return t.out
+                return memo.trip((4, offset, size), trip, offset, size) if memo.on else trip(offset, size)
             except BaseException as e:  # noqa: BLE001
                 self._fail(e)
                 return 0
@@ -936,15 +1057,26 @@ class Cpu:
         return read
 
     def _gicv_write(self, gicv: GicV) -> Any:
-        lrf = self.vcpu.hyp_if.lrf
+        lrf, memo = self.vcpu.hyp_if.lrf, self.memo
+
+        def trip(offset: int, size: int, value: int) -> None:
+            if size != 4 or not gicv.write(offset, value):
+                raise GuestFault(f"guest write to GICC offset 0x{offset:x} (size {size}): not modelled")
+            if lrf.maintenance:
+                self._maintenance_irq()
+            self._update_vi()
 
         def write(uch: Any, offset: int, size: int, value: int, ud: Any) -> None:
             try:
-                if size != 4 or not gicv.write(offset, value):
-                    raise GuestFault(f"guest write to GICC offset 0x{offset:x} (size {size}): not modelled")
-                if lrf.maintenance:
-                    self._maintenance_irq()
-                self._update_vi()
+                edges = memo.edges
+                t = edges.get((5, offset, size, value)) if edges is not None else None
+                if t is not None and memo.hit(t):
+                    if t.vi != self.vi:
+                        self._set_vi(t.vi)
+                elif memo.on:
+                    memo.trip((5, offset, size, value), trip, offset, size, value)
+                else:
+                    trip(offset, size, value)
             except BaseException as e:  # noqa: BLE001
                 self._fail(e)
 
@@ -954,6 +1086,7 @@ class Cpu:
     def power_on(self, entry: int, x0: int) -> None:
         """PSCI CPU_ON (or the boot vCPU): reset state, x0, the entry point; vcpu_load and
         the first KVM_RUN's entry half."""
+        self.memo.enter()
         self._reset()
         self.regs.write(a64.UC_ARM64_REG_X0, x0)
         self.pc = entry
@@ -964,6 +1097,7 @@ class Cpu:
 
     def wake(self) -> None:
         """kvm_vcpu_block returns: the entry half the blocked WFI exit still owes."""
+        self.memo.enter()
         self.vcpu.dist.kicked = False  # the wake-up is the kick: the entry flushes what is pending
         self.vcpu.wake()
         self._update_vi()
@@ -991,6 +1125,7 @@ class Cpu:
             self.uc.emu_start(self.pc, RUN_UNTIL, 0, quantum)
         except UcError as e:
             fault = e
+        self.memo.settle()  # replayed round trips: objects and tallies catch up
         if vm.error is not None or vm.finished:
             return 0
         if self.resume_at is not None:  # an exception entered from an MRS/MSR hook
@@ -1024,6 +1159,13 @@ class Cpu:
         if self.state == RUNNING and not vm.finished:
             self.pc = self.regs.read(a64.UC_ARM64_REG_PC)
         return quantum
+
+    def recordable(self) -> bool:
+        """Did the round trip that just ran stay inside the model, so that the cache may
+        replay it? Not if it stopped the core, injected an exception, or yielded."""
+        vm = self.vm
+        return (vm.error is None and not vm.finished and self.state == RUNNING and self.resume_at is None
+                and not self.cut and not self.ctxt.injected and not self.vcpu.yielded)
 
     def _iabt(self, addr: int) -> None:
         """A fetch from an address no memory backs: KVM's instruction-abort exit."""
@@ -1063,6 +1205,8 @@ class Cpu:
         uc = self.uc
         saved = uc.context_save()
         self.probing, self.probe_fault = True, False
+        if self.fast is not None:
+            self.fast.set_probing(True)
         try:
             s0 = self.gprs()
             first = self._step_round(self.pc)
@@ -1075,6 +1219,8 @@ class Cpu:
         finally:
             uc.context_restore(saved)
             self.probing, self.fetch_fault = False, None
+            if self.fast is not None:
+                self.fast.set_probing(False)
 
     def _step_round(self, head: int) -> list[tuple[int, int]] | None:
         """Step from ``head`` until the PC is back there: the (pc, word) path, or None."""
@@ -1114,8 +1260,11 @@ class Machine:
     run is the same sequence of events in every process, whatever the host does."""
 
     def __init__(self, code: bytes, vcpus: Vcpu | list[Vcpu], redist_base: int = REDIST_DEFAULT,
-                 deadline: float | None = None, config: VmConfig | None = None) -> None:
+                 deadline: float | None = None, config: VmConfig | None = None, cache: bool = True,
+                 verify_cache: int = 0, log: Callable[[str], None] | None = None) -> None:
         self.config = config = config or VmConfig()
+        # memoised round trips (core/memo.py): on unless asked; verified every K-th hit if K
+        self.cache, self.verify_cache, self.log = cache, verify_cache, log
         vcpus = [vcpus] if isinstance(vcpus, Vcpu) else list(vcpus)
         if len(vcpus) != config.cpus:
             raise ValueError(f"{len(vcpus)} vCPU models for --cpus {config.cpus}")
@@ -1366,3 +1515,7 @@ class Machine:
     @property
     def warnings(self) -> list[str]:
         return [w for c in self.cores for w in c.vcpu.warnings]
+
+    def cache_stats(self) -> dict[str, Any]:
+        """The round-trip cache of the boot vCPU: on or why not, hits, misses, states."""
+        return self.cores[0].memo.stats()

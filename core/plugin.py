@@ -89,6 +89,11 @@ class PluginMeta:
     #: False for a plugin that changes nothing countable (a rename, a refactor): it is in
     #: the series for fidelity, and `worldswitch plugins` says so
     countable: bool = True
+    #: the attributes of the plugin object that hold its state for the run (the fields
+    #: a patch adds to a kernel struct); ``()`` for a stateless plugin. The round-trip
+    #: cache (core/memo.py) keys on them; None (undeclared) turns the cache off for runs
+    #: where the plugin answers per-trap hooks
+    state: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -120,6 +125,9 @@ def _check_meta(obj: Any) -> PluginMeta:
         raise ValueError(f"it declares patch {meta.patch!r}; expected None or a number from 1")
     if not isinstance(meta.requires, tuple | list) or not all(isinstance(r, str) for r in meta.requires):
         raise ValueError(f"it declares requires={meta.requires!r}; expected a tuple of plugin names")
+    if meta.state is not None and (not isinstance(meta.state, tuple)
+                                   or not all(isinstance(a, str) and a.isidentifier() for a in meta.state)):
+        raise ValueError(f"it declares state={meta.state!r}; expected None or a tuple of attribute names")
     return meta
 
 

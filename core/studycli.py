@@ -11,7 +11,17 @@ from typing import Any
 
 import click
 
-from .cli import _console, _dumps, _jobs_option, _platform_names, _Progress, _verbosity, handle_errors, main
+from .cli import (
+    _cache_options,
+    _console,
+    _dumps,
+    _jobs_option,
+    _platform_names,
+    _Progress,
+    _verbosity,
+    handle_errors,
+    main,
+)
 from .designs import DESIGNS
 from .errors import TransparencyError, UsageError
 from .store import DEFAULT_DB
@@ -191,6 +201,7 @@ def print_attribution(data: dict[str, Any]) -> None:
 @_jobs_option
 @click.option("--json", "as_json", is_flag=True, help="Print the attribution as JSON.")
 @_verbosity
+@_cache_options
 @handle_errors
 def study(design: str, n: int | None, seed: int | None, selection: str, guest_list: str, platform_list: str,
           full: bool, db_path: Path, name: str | None, dask: str | None, jobs: int, as_json: bool) -> None:

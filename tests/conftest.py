@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,10 @@ import pytest
 from fakes import FakeDist
 from worldswitch import plugin
 from worldswitch.api import RunResult, run_guest
+
+# Every cached run of the suite re-executes one replayed round trip in 50 for real and
+# compares it with the cache's record (core/memo.py): CI runs with verification on.
+os.environ.setdefault("WORLDSWITCH_VERIFY_CACHE", "50")
 
 PLATFORMS = ("A", "B", "C-v2", "C-v3")
 GUESTS = ("null_hvc", "self_sgi", "sysreg")

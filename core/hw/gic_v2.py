@@ -26,6 +26,9 @@ GICD_ISACTIVER0, GICD_ICACTIVER0 = 0x300, 0x380
 class GicH(LrBank):
     """The GICv2 virtual interface control registers (GICH), memory-mapped, hyp only."""
 
+    STATE = ()  # the list registers and their companions are the ListRegisterFile's
+    HOLDS = ("lrf",)
+
     READ, WRITE = GICH_READ, GICH_WRITE
     DESCENDING = False  # vgic-v2-sr.c walks the LRs upwards
 
@@ -95,6 +98,8 @@ class GicV:
     the LR file decides where its active priority goes (GICH_APR, or ICH_AP1Rn on GICv3).
     """
 
+    STATE = ()  # a view of the ListRegisterFile
+
     def __init__(self, counters: list[int], lrf: ListRegisterFile) -> None:
         self.c = counters
         self.lrf = lrf
@@ -141,6 +146,8 @@ class GicV:
 
 class GicDistributor:
     """The host's physical distributor: only the active-state registers KVM's timer code pokes."""
+
+    STATE = ("active",)
 
     def __init__(self, counters: list[int]) -> None:
         self.c = counters

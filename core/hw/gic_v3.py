@@ -12,6 +12,9 @@ ICC_SRE_SRE, ICC_SRE_ENABLE = 1, 1 << 3
 class IchInterface(LrBank):
     """ICH_*_EL2 plus the ICC_SRE_EL1/EL2 accesses the hyp code makes around them."""
 
+    STATE = ("sre_el2", "sre_el1")
+    HOLDS = ("lrf",)
+
     READ, WRITE = ICH_READ, ICH_WRITE
     DESCENDING = True  # vgic-v3-sr.c's fall-through switch runs from max_lr_idx down
 
@@ -118,6 +121,8 @@ class IcvInterface:
     Only group 1 is used by a GICv3 guest under KVM (every LR KVM writes has Group=1).
     """
 
+    STATE = ()  # a view of the ListRegisterFile
+
     def __init__(self, counters: list[int], ich: IchInterface) -> None:
         self.c = counters
         self.ich = ich
@@ -154,6 +159,8 @@ class IcvInterface:
 
 class GicRedistributor:
     """The host's physical redistributor for this CPU: SGI frame active state and RWP."""
+
+    STATE = ("active0",)
 
     def __init__(self, counters: list[int]) -> None:
         self.c = counters

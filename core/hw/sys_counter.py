@@ -39,8 +39,11 @@ class SystemCounter:
         self.guest_insns = 0  # counted by the machine, quantum by quantum
         self.idle_cycles = 0.0  # skipped while every vCPU waited
         self._mark, self._priced = -1, 0.0
+        self.reads = 0  # how often time was read: a round trip that reads it is never memoised
+
 
     def cycles(self) -> float:
+        self.reads += 1
         own = self.guest_insns * self.guest_cpi + self.idle_cycles
         if self.mode == "guest":
             return own

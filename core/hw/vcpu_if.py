@@ -46,6 +46,10 @@ class ListRegisterFile:
     EISR, MISR) are computed from the LRs when read, as the hardware does.
     """
 
+    STATE = ("lr", "hcr", "vmcr", "ap0r", "ap1r", "shared_apr", "eoicount", "maintenance")
+    #: what the guest saw, counted: never read by the model (core/memo.py adds to them)
+    TALLIES = ("acked", "eois")
+
     def __init__(self, codec: LrCodec, nr_lr: int, nr_pri_bits: int) -> None:
         self.codec = codec
         self.nr_lr = nr_lr

@@ -23,6 +23,9 @@ class ArchTimerCpu:
     Plugins keep their own state (patch 6's cache lives in its plugin object).
     """
 
+    #: the fields the round-trip cache captures (core/memo.py)
+    STATE = ("cntv_ctl", "cntv_cval", "irq_level", "enabled")
+
     def __init__(self) -> None:
         self.cntv_ctl = 0
         self.cntv_cval = 0

@@ -62,6 +62,16 @@ class Vcpu:
     (GICC through GICV, or ICC through ICV) and which vgic emulation serves it.
     """
 
+    #: what the round-trip cache captures of struct kvm_vcpu itself (core/memo.py); the
+    #: hardware and the vgic, timer and plugin objects declare theirs
+    STATE = ("sys_regs", "system_event", "run_mmio", "blocked", "powered_off", "yielded")
+    TALLIES = ("exits", "entries")
+    #: the objects whose state is part of this one's
+    HOLDS = ("timer", "vgic_cpu", "dist", "hyp_if", "host_irqchip")
+    #: what changes without being state: a memo of table searches (the same answer either
+    #: way) and the warnings (a round trip that warns is never replayed)
+    SCRATCH = ("_search_cache", "warnings", "_warned")
+
     def __init__(self, board: Board, hooks: Hooks) -> None:
         platform = self.platform = board.platform
         counters = self.c = board.counters

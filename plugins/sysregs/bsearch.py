@@ -15,6 +15,7 @@ WORLDSWITCH_PLUGIN = PluginMeta(
     subsystem="sysregs",
     kind="optimization",
     patch=1,
+    state=(),
 )
 
 

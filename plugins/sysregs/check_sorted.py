@@ -16,6 +16,7 @@ WORLDSWITCH_PLUGIN = PluginMeta(
     subsystem="cp15",
     kind="correctness",
     patch=3,
+    state=(),
     requires=("cp15-sort-invariant",),
     force_note="without cp15-sort-invariant the v4.5 invariant_cp15 is unsorted: BUG at init",
 )

@@ -19,6 +19,7 @@ WORLDSWITCH_PLUGIN = PluginMeta(
     subsystem="cp15",
     kind="optimization",
     patch=5,
+    state=(),
     requires=("cp15-sort-invariant", "cp15-check-sorted", "cp15-rename-is64bit"),
     force_note=(
         "without cp15-rename-is64bit it does not build (struct coproc_reg has no is_64bit); "

@@ -15,6 +15,7 @@ WORLDSWITCH_PLUGIN = PluginMeta(
     subsystem="cp15",
     kind="refactor",
     patch=4,
+    state=(),
     countable=False,
 )
 

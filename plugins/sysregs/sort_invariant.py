@@ -14,6 +14,7 @@ WORLDSWITCH_PLUGIN = PluginMeta(
     subsystem="cp15",
     kind="correctness",
     patch=2,
+    state=(),
 )
 
 

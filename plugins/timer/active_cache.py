@@ -23,6 +23,7 @@ class TimerActiveCache:
         subsystem="timer",
         kind="optimization",
         patch=6,
+        state=("active_cleared_last",),
     )
 
     def __init__(self) -> None:

@@ -43,6 +43,7 @@ class VgicV2LiveLrs(LiveLrs):
         subsystem="vgic-v2",
         kind="optimization",
         patch=7,
+        state=("live_lrs",),
     )
 
 
@@ -54,6 +55,7 @@ class VgicV3LiveLrs(LiveLrs):
         subsystem="vgic-v3",
         kind="optimization",
         patch=13,
+        state=("live_lrs",),
         requires=("vgic-v2-live-lrs",),
         force_note="The kernel patch reuses the live_lrs field patch 7 adds to struct vgic_cpu; each plugin "
         "keeps its own here, so without patch 7 it works the same.",

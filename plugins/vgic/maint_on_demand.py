@@ -43,6 +43,7 @@ class VgicV2MaintOnDemand(MaintOnDemand):
         subsystem="vgic-v2",
         kind="optimization",
         patch=8,
+        state=(),
         requires=("vgic-v2-live-lrs",),
         force_note="Without patch 7 every LR counts as saved, so the check runs on every exit; "
         "MISR/EISR are still skipped when no LR asks for an EOI. Guest-visible behaviour is unchanged.",
@@ -57,6 +58,7 @@ class VgicV3MaintOnDemand(MaintOnDemand):
         subsystem="vgic-v3",
         kind="optimization",
         patch=14,
+        state=(),
         requires=("vgic-v3-live-lrs",),
         force_note="Without patch 13 every LR counts as saved: the check runs on every exit and MISR/EISR are "
         "skipped when no LR asks for an EOI. Guest-visible behaviour is unchanged.",

@@ -17,6 +17,7 @@ WORLDSWITCH_PLUGIN = PluginMeta(
     subsystem="vgic-v3",
     kind="optimization",
     patch=17,
+    state=(),
     requires=("vgic-v3-live-lrs",),
     force_note="Without patch 13 the APRs are saved on every exit, so the AP0Rn skip applies on every exit "
     "of a GICv2 guest (one ICH read and one write fewer per round trip).",

@@ -17,6 +17,7 @@ WORLDSWITCH_PLUGIN = PluginMeta(
     subsystem="vgic-v2",
     kind="refactor",
     patch=9,
+    state=(),
     requires=("vgic-v2-live-lrs", "vgic-v2-maint-on-demand"),
     force_note="A refactor: it changes nothing countable, with or without 7 and 8.",
     countable=False,

@@ -13,6 +13,7 @@ WORLDSWITCH_PLUGIN = PluginMeta(
     subsystem="vgic-v2",
     kind="optimization",
     patch=12,
+    state=(),
 )
 
 

@@ -26,6 +26,7 @@ class VgicV2SkipEmptyLrs(SkipEmptyLrs):
         subsystem="vgic-v2",
         kind="optimization",
         patch=10,
+        state=(),
         requires=("vgic-v2-save-elrsr",),
         force_note="The model's save path always reads ELRSR before the LRs, so the skip works without patch 9; "
         "without patch 7 all LRs are candidates and the idle ones are skipped too.",
@@ -40,6 +41,7 @@ class VgicV3SkipEmptyLrs(SkipEmptyLrs):
         subsystem="vgic-v3",
         kind="optimization",
         patch=15,
+        state=(),
         requires=("vgic-v3-live-lrs", "vgic-v3-maint-on-demand"),
         force_note="ELRSR is read before the LRs at every level in the model, so the skip works without 13 and 14; "
         "without 13 the idle LRs are skipped as well.",

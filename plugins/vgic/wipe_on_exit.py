@@ -31,6 +31,7 @@ class VgicV2WipeOnExit(WipeOnExit):
         subsystem="vgic-v2",
         kind="optimization",
         patch=11,
+        state=(),
         requires=("vgic-v2-skip-empty-lrs",),
         force_note="Without patch 10 every saved LR is read, then wiped: more GICH accesses than vanilla on the "
         "SGI loop, same guest-visible behaviour. Without patch 7 all LRs are saved and wiped on every exit.",
@@ -45,6 +46,7 @@ class VgicV3WipeOnExit(WipeOnExit):
         subsystem="vgic-v3",
         kind="optimization",
         patch=16,
+        state=(),
         requires=("vgic-v3-skip-empty-lrs",),
         force_note="Without patch 15 each saved LR is read and then wiped; without 13 all LRs are. "
         "Guest-visible behaviour is unchanged.",

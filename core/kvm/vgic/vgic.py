@@ -52,6 +52,8 @@ class VgicCpuIf:
 class VgicV2Cpu(VgicCpuIf):
     """struct vgic_v2_cpu_if: the GICH shadow the hyp code saves into and restores from."""
 
+    STATE = ("vgic_hcr", "vgic_vmcr", "vgic_misr", "vgic_eisr", "vgic_elrsr", "vgic_apr", "vgic_lr")
+
     def __init__(self, nr_lr: int) -> None:
         self.nr_lr = nr_lr
         self.all_lrs = (1 << nr_lr) - 1
@@ -78,6 +80,9 @@ class VgicV2Cpu(VgicCpuIf):
 
 class VgicV3Cpu(VgicCpuIf):
     """struct vgic_v3_cpu_if: the ICH shadow, with the guest's view of ICC_SRE_EL1."""
+
+    STATE = ("vgic_sre", "vgic_hcr", "vgic_vmcr", "vgic_misr", "vgic_eisr", "vgic_elrsr", "vgic_ap0r", "vgic_ap1r",
+             "vgic_lr")
 
     def __init__(self, nr_lr: int, nr_pri_bits: int, vgic_sre: int) -> None:
         self.nr_lr = nr_lr
@@ -112,6 +117,9 @@ class VgicV3Cpu(VgicCpuIf):
 
 class VgicDist:
     """struct vgic_dist for one vCPU, with the in-memory LR bookkeeping of struct vgic_cpu."""
+
+    STATE = ("enabled", "irq_enabled", "irq_pending", "irq_level", "irq_active", "irq_queued", "irq_cfg_edge",
+             "priority", "targets", "irq_sgi_sources", "lr_used", "irq_lr_map", "pending_on_cpu", "kicked")
 
     def __init__(self, counters: list[int], vgic_cpu: VgicV2Cpu | VgicV3Cpu, model: int) -> None:
         self.c = counters

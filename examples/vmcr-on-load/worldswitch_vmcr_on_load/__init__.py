@@ -57,6 +57,7 @@ class VmcrOnLoad:
         subsystem="vgic",
         kind="optimization",
         countable=HOOK_AVAILABLE,
+        state=(),  # stateless: the round-trip cache needs nothing of it
     )
 
     @_hookimpl_if_asked
