@@ -144,9 +144,12 @@ void *ws_hook_ud(ws_cache *c, int64_t i, void *fallback, void *fallback_ud, int6
     return &c->hooks[i];
 }
 
-void ws_set_cur(ws_cache *c, int64_t cur) { c->cur = cur; }
-void ws_set_vi(ws_cache *c, int64_t vi) { c->vi = vi; }
-void ws_set_probing(ws_cache *c, int64_t probing) { c->probing = probing; }
+/* Where Python reads and writes the current state, the "a hit moved it" flag, the IRQ
+ * line and the probing flag directly (a ctypes view costs no foreign call). */
+int64_t *ws_field(ws_cache *c, int32_t which) {
+    int64_t *fields[] = {&c->cur, &c->stale, &c->vi, &c->probing};
+    return which >= 0 && which < 4 ? fields[which] : NULL;
+}
 
 /* ---- the transition table ----------------------------------------------------------- */
 static uint64_t slot_of(const ws_cache *c, int64_t state, const uint64_t *k) {

@@ -28,7 +28,7 @@ from typing import Any
 SOURCE = Path(__file__).with_name("fasthit.c")
 DISABLE_ENV = "WORLDSWITCH_NO_FASTHIT"
 #: transitions the compiled table holds (beyond it, Python serves the rest)
-MAX_TRANSITIONS = 1 << 16
+MAX_TRANSITIONS = 8192  # as many as core/memo.py records
 
 _why_not: list[str] = []  # why the library is unavailable, once known
 
@@ -98,9 +98,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "ws_site_set": (None, [P, I64, U64, U64, I32, I32, I32, I32]),
         "ws_site_stale": (None, [P, I64]),
         "ws_hook_ud": (P, [P, I64, P, P, I64]),
-        "ws_set_cur": (None, [P, I64]),
-        "ws_set_vi": (None, [P, I64]),
-        "ws_set_probing": (None, [P, I64]),
+        "ws_field": (ctypes.POINTER(I64), [P, I32]),
         "ws_add": (I64, [P, I64, U64, U64, U64, U64, U64, U64, I64, U64, I32, I32]),
         "ws_pull": (I64, [P, P, P, P, P]),
     }
@@ -128,10 +126,13 @@ class FastHits:
                      ram_ptr, ram_base, ram_size, hcr[0], hcr[1], hvc_esr, check_every)
         for x0 in psci_args:
             lib.ws_psci_takes_args(self.c, x0)
+        # the table's own fields, read and written in place: cur, moved (a hit since the last
+        # pull), the IRQ line, probing
+        self.cur, self.moved, self.vi, self.probing = (lib.ws_field(self.c, i).contents for i in range(4))
         self.idx = (ctypes.c_int64 * MAX_TRANSITIONS)()
         self.hits = (ctypes.c_uint64 * MAX_TRANSITIONS)()
-        self.cur, self.stale = ctypes.c_int64(), ctypes.c_int64()
-        self.args = [ctypes.byref(x) for x in (self.idx, self.hits, self.cur, self.stale)]
+        self._cur, self._stale = ctypes.c_int64(), ctypes.c_int64()
+        self.args = [ctypes.byref(x) for x in (self.idx, self.hits, self._cur, self._stale)]
 
     def __del__(self) -> None:
         if getattr(self, "c", None):
@@ -153,15 +154,6 @@ class FastHits:
     def site_stale(self, i: int) -> None:
         self.lib.ws_site_stale(self.c, i)
 
-    def set_cur(self, cur: int) -> None:
-        self.lib.ws_set_cur(self.c, cur)
-
-    def set_vi(self, vi: bool) -> None:
-        self.lib.ws_set_vi(self.c, int(vi))
-
-    def set_probing(self, on: bool) -> None:
-        self.lib.ws_set_probing(self.c, int(on))
-
     def add(self, state: int, key: tuple[int, ...], to: int, out: Any, vi: bool) -> int:
         """Record a transition (its key padded to six words); its index, -1 if not taken."""
         k = (*key, 0, 0, 0, 0, 0, 0)[:6]
@@ -172,4 +164,4 @@ class FastHits:
         """The replays since the last pull as (index, hits), the current state, and
         whether any hit moved it."""
         n = self.lib.ws_pull(self.c, *self.args)
-        return [(self.idx[i], self.hits[i]) for i in range(n)], self.cur.value, bool(self.stale.value)
+        return [(self.idx[i], self.hits[i]) for i in range(n)], self._cur.value, bool(self._stale.value)

@@ -656,7 +656,7 @@ class Cpu:
     def _set_vi(self, level: bool) -> None:
         self.vi = level
         if self.fast is not None:
-            self.fast.set_vi(level)
+            self.fast.vi.value = level
         # twice per interrupt: the two CP_REG writes are built once (_build)
         uclib.uc_reg_write(self.regs.h, a64.UC_ARM64_REG_CP_REG, self.hcr_vi[level])
 
@@ -1206,7 +1206,7 @@ class Cpu:
         saved = uc.context_save()
         self.probing, self.probe_fault = True, False
         if self.fast is not None:
-            self.fast.set_probing(True)
+            self.fast.probing.value = 1
         try:
             s0 = self.gprs()
             first = self._step_round(self.pc)
@@ -1220,7 +1220,7 @@ class Cpu:
             uc.context_restore(saved)
             self.probing, self.fetch_fault = False, None
             if self.fast is not None:
-                self.fast.set_probing(False)
+                self.fast.probing.value = 0
 
     def _step_round(self, head: int) -> list[tuple[int, int]] | None:
         """Step from ``head`` until the PC is back there: the (pc, word) path, or None."""

@@ -34,12 +34,16 @@ from typing import Any
 from .errors import WorldswitchError
 from .events import USER_EXIT
 
-#: lookups after which a cache that hits less than :data:`MIN_HIT_RATE` turns itself off
-#: for the run (a real guest whose traps seldom repeat a state pays a capture per trap)
-TRIAL_LOOKUPS = 2_000
-MIN_HIT_RATE = 0.5
+#: Every WINDOW misses the cache reviews itself: with fewer than an eighth as many hits in
+#: that time (a guest booting, printing, doing one-off work), it sleeps for the next
+#: DORMANT misses, doubling up to DORMANT_MAX while it stays fruitless (its bookkeeping
+#: costs a few µs a trap), then looks again. A count of traps, so the same in every run.
+WINDOW = 512
+DORMANT, DORMANT_MAX = 1024, 1 << 16
 #: a table this big has stopped paying for itself (a state that keeps changing)
-MAX_TRANSITIONS = 50_000
+MAX_TRANSITIONS = 8192
+#: misses between two forgettings of which traps were not worth a capture
+AMNESTY = 1024
 #: every this many replays one runs for real and is compared with its record (``--verify-cache``
 #: makes it more often): besides checking, it keeps the exit budget and the progress counts
 #: within that many exits of the truth
@@ -109,6 +113,8 @@ class Part:
                                    "PluginMeta.state does not declare")
         try:
             return tuple([freeze(getattr(obj, n)) for n in self.names])
+        except AttributeError as e:
+            raise Uncapturable(f"{self.who} has no attribute {e.name!r}, which its state declares") from None
         except Uncapturable as e:
             raise Uncapturable(f"{self.who}: {e}") from None
 
@@ -187,7 +193,16 @@ class RoundTripCache:
         self.pending: list[Transition] = []  # replayed transitions whose tallies are owed
         self.hits = self.misses = self.transitions = 0
         self.events = 0  # event hooks fired (bumped by wrappers the machine installs)
-        self.trialled = False
+        self.dormant = 0  # misses left to run without bookkeeping
+        self.backoff = DORMANT
+        self.review_at, self.hits_then = WINDOW, 0
+        # A capture costs tens of µs, so a trap is captured only once it has been seen (a
+        # trap met once cannot hit), and not while the last real run of its site (the key's
+        # first three words: kind, instruction or offset, syndrome or function) could not be
+        # recorded (a UART write, a clock read): the state is then left unknown instead.
+        self.seen: set[Any] = set()
+        self.fruitless: set[Any] = set()
+        self.captures = 0
         # the compiled hit path (core/fasthit.py), when the machine installed it: hits then
         # happen in C, which Python learns of in sync(); Python itself looks nothing up
         self.fast: Any = None
@@ -206,13 +221,13 @@ class RoundTripCache:
     def _set_cur(self, sid: int) -> None:
         self.cur = sid
         if self.fast is not None:
-            self.fast.set_cur(sid if self.on else -1)
+            self.fast.cur.value = sid if self.on else -1
 
     # ---- keeping the objects right ------------------------------------------------------
     def sync(self) -> None:
         """Make the model's objects hold the current state and the tallies add up:
         called before anything but a cached trap reads the model."""
-        if self.fast is not None:
+        if self.fast is not None and self.fast.moved.value:
             pulled, cur, moved = self.fast.pull()
             for idx, n in pulled:
                 apply_deltas(self.fast_trans[idx].deltas, n)
@@ -232,7 +247,7 @@ class RoundTripCache:
 
     def settle(self) -> None:
         """:meth:`sync` if any hit may have happened since the last one."""
-        if self.pending or self.stale or self.fast is not None:
+        if self.pending or self.stale or self.fast is not None and self.fast.moved.value:
             self.sync()
 
     def invalidate(self) -> None:
@@ -247,6 +262,7 @@ class RoundTripCache:
         self.invalidate()
 
     def capture(self) -> int:
+        self.captures += 1
         snap = tuple([p.capture() for p in self.parts])
         sid = self.ids.get(snap)
         if sid is None:
@@ -274,6 +290,20 @@ class RoundTripCache:
         """Run ``fn(*args)`` for real (the round trip of trap ``key``) and record it if it
         can be replayed. Returns what ``fn`` returns: what the guest gets."""
         self.sync()
+        self.misses += 1
+        if self.dormant:
+            self.dormant -= 1
+            return fn(*args)
+        if self.misses >= self.review_at:
+            self._review()
+            if self.dormant:
+                return fn(*args)
+        if key not in self.seen or key[:3] in self.fruitless:
+            self.seen.add(key)
+            if self.misses % AMNESTY == 0:
+                self.fruitless.clear()
+            self.invalidate()
+            return fn(*args)
         try:
             if self.cur < 0:
                 self._set_cur(self.capture())
@@ -292,8 +322,8 @@ class RoundTripCache:
             if expected is not None:
                 raise CacheMismatch(f"verify-cache: a cached round trip (trap {key!r}) ran for real and left the "
                                     "model (an exit to userspace, an injection, a clock read or an event)")
+            self.fruitless.add(key[:3])
             self.invalidate()
-            self.misses += 1
             return out
         try:
             dst = self.capture()
@@ -310,15 +340,20 @@ class RoundTripCache:
                 idx = self.fast.add(src, key, dst, out, t.vi)
                 if idx >= 0:
                     self.fast_trans[idx] = t
-        self.misses += 1
         self.edges = self.out_edges[dst] if self.fast is None else None
         self._set_cur(dst)
-        if not self.trialled and self.hits + self.misses >= TRIAL_LOOKUPS:
-            self.trialled = True
-            if self.hits < MIN_HIT_RATE * (self.hits + self.misses):
-                self.turn_off(f"{self.hits} hits in the first {self.hits + self.misses} traps: its states "
-                              "seldom repeat")
         return out
+
+    def _review(self) -> None:
+        """WINDOW misses since the last review: sleep if they bought few hits."""
+        if self.hits - self.hits_then < WINDOW // 8:
+            self.dormant = self.backoff
+            self.backoff = min(self.backoff * 2, DORMANT_MAX)
+            self.invalidate()
+        else:
+            self.backoff = DORMANT
+        self.review_at = self.misses + self.dormant + WINDOW
+        self.hits_then = self.hits
 
     def _compare(self, key: Any, want: Transition, got: Transition) -> None:
         for what, a, b in (("the next state", self.snaps[want.to], self.snaps[got.to]),

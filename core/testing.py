@@ -300,6 +300,8 @@ def worldswitch_hookcalls() -> Callable[..., HookCalls]:
             if labels[label] > 1:
                 label = f"{label}#{labels[label]}"
             stand_ins.append(_instrument(obj, label, seen, keep))
+        # every round trip for real: a replayed one calls no hook, and these are call counts
+        kwargs.setdefault("cache", False)
         with _monitored(seen, keep) as made:
             result = run_guest(guest, platform, patches=patches, force=force, extra_plugins=tuple(stand_ins),
                                **kwargs)
