@@ -21,6 +21,14 @@ a :class:`~worldswitch.errors.PluginFailure` that names the plugin and the hook.
 A plugin is a module or a class. A class is instantiated once per vCPU of each run, so
 its instance owns the plugin's state for that vCPU, as the fields a patch adds to
 struct kvm_vcpu do (patch 6's timer cache is an example).
+
+Round trips are memoised (:mod:`worldswitch.memo`): one that starts from a state met
+before, with the same trap, is replayed instead of run. So a question's answer must
+depend only on its arguments and on the attributes the plugin declares in
+``PluginMeta(state=(...))`` (``()`` when it has none); a plugin that answers per-trap
+hooks without declaring ``state`` runs with the cache off. Events are never lost: a round
+trip during which an event hook fires is not replayed, and an implementation of
+``ws_guest_exit`` or ``ws_guest_enter`` turns the cache off for the run.
 Questions are asked of the hyp code of both GIC versions: ``vgic_cpu.hyp_gic`` (2 for
 GICH, 3 for ICH_*_EL2) tells an implementation which one asks.
 """
