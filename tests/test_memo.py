@@ -9,6 +9,7 @@ must be identical but for the wall time. The suite runs with WORLDSWITCH_VERIFY_
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,36 @@ def test_nothing_outside_the_declared_state_changes(monkeypatch: pytest.MonkeyPa
     assert before
     for part, attrs in before.values():
         assert _undeclared(part.obj) == attrs, f"{part.who} changed an undeclared attribute"
+
+
+# ---- the command line and the build ---------------------------------------------------------
+def test_cli_cache_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+    from worldswitch.cli import main
+
+    monkeypatch.delenv("WORLDSWITCH_CACHE", raising=False)
+    monkeypatch.delenv("WORLDSWITCH_VERIFY_CACHE", raising=False)
+    spy = Spy(monkeypatch)
+    cached = CliRunner().invoke(main, ["run", "sysreg-256", "--json"])
+    assert cached.exit_code == 0 and spy.stats["on"] and spy.stats["hits"] > 200
+    uncached = CliRunner().invoke(main, ["run", "sysreg-256", "--json", "--no-cache"])
+    assert uncached.exit_code == 0 and spy.stats["reason"] == "--no-cache"
+    for r in (cached, uncached):
+        assert "wall_seconds" in r.stdout
+    strip = [{k: v for k, v in json.loads(r.stdout).items() if k != "wall_seconds"}
+             for r in (cached, uncached)]
+    assert strip[0] == strip[1]
+    monkeypatch.delenv("WORLDSWITCH_CACHE", raising=False)
+    checked = CliRunner().invoke(main, ["--verify-cache", "1", "run", "sysreg-256"])
+    assert checked.exit_code == 0 and spy.stats["hits"] == 0
+    bad = CliRunner().invoke(main, ["run", "sysreg-256", "--verify-cache", "0"])
+    assert bad.exit_code == 2
+
+
+def test_without_a_compiler_the_python_hit_path_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("CC", "/bin/false")
+    assert fasthit.library.__wrapped__() is None
+    assert "failed" in fasthit.why_not()
+    monkeypatch.setenv("WORLDSWITCH_NO_FASTHIT", "1")
+    assert fasthit.library.__wrapped__() is None and "WORLDSWITCH_NO_FASTHIT" in fasthit.why_not()

@@ -11,7 +11,8 @@ from worldswitch.api import run_guest
 
 def test_a_run_reports_its_exits_as_it_goes() -> None:
     seen: list[int] = []
-    r = run_guest("null_hvc", "A", progress=seen.append)
+    # uncached: replayed round trips finish this guest before a second report is due
+    r = run_guest("null_hvc", "A", progress=seen.append, cache=False)
     assert seen[-1] == r.counts["WORLD_SWITCH"] and seen == sorted(seen)
     assert len(seen) >= 2  # at least one report while running, and the last one
 
