@@ -7,7 +7,7 @@ interleaved, and reports the median wall time of each, the speed-up, and the cac
 hit rate and states. Several vCPUs turn the cache off (core/memo.py): those rows show
 what an idle cache costs. It is a benchmark: it reports and asserts nothing.
 
-    python bench/real_guests.py [--repeat N] [--json]
+    python bench/real_guests.py [--repeat N] [--skip micro-bench] [--json]
 """
 
 from __future__ import annotations
@@ -77,14 +77,19 @@ def measure(name: str, image: Path, params: str, cpus: int, mem: int, platform: 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3, help="runs of each, interleaved; the median is kept")
+    ap.add_argument("--repeat", type=int, default=15,
+                    help="runs of each, interleaved; the median is kept (default 15: these runs take tens of ms, "
+                    "and this machine's run-to-run spread is several per cent)")
+    ap.add_argument("--skip", default="", metavar="NAME,...",
+                    help="leave out the cases whose name contains one of these")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = ap.parse_args(argv)
     cases = list(OWN)
     kut = os.environ.get("WORLDSWITCH_KUT_DIR")
     if kut:
         cases += [(n, Path(kut) / "arm" / f, p, c, m, pf) for n, f, p, c, m, pf in KUT]
-    rows = [measure(*case, args.repeat) for case in cases]
+    skip = [w for w in args.skip.split(",") if w]
+    rows = [measure(*case, args.repeat) for case in cases if not any(w in case[0] for w in skip)]
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
         return 0

@@ -38,7 +38,7 @@ from .events import USER_EXIT
 #: that time (a guest booting, printing, doing one-off work), it sleeps for the next
 #: DORMANT misses, doubling up to DORMANT_MAX while it stays fruitless (its bookkeeping
 #: costs a few µs a trap), then looks again. A count of traps, so the same in every run.
-WINDOW = 512
+WINDOW = 128
 DORMANT, DORMANT_MAX = 1024, 1 << 16
 #: a table this big has stopped paying for itself (a state that keeps changing)
 MAX_TRANSITIONS = 8192
@@ -180,7 +180,6 @@ class RoundTripCache:
         self.clock = clock
         self.vcpu = vcpu
         self.machine = machine  # for what makes a trip unrecordable: error, finished, stop flags
-        self.verify = verify
         self.log = log or (lambda msg: None)
         self.reason = reason  # why the cache is off for this run (None: on)
         self.on = reason is None
@@ -289,11 +288,11 @@ class RoundTripCache:
     def trip(self, key: Any, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` for real (the round trip of trap ``key``) and record it if it
         can be replayed. Returns what ``fn`` returns: what the guest gets."""
-        self.sync()
         self.misses += 1
-        if self.dormant:
+        if self.dormant:  # asleep: the state is unknown, so nothing was replayed to sync
             self.dormant -= 1
             return fn(*args)
+        self.sync()
         if self.misses >= self.review_at:
             self._review()
             if self.dormant:
