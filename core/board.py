@@ -34,6 +34,9 @@ class Board:
     icv: IcvInterface | None  # a GICv3 guest's system-register interface
     redist_base: int = REDIST_DEFAULT
     clock: SystemCounter | None = None  # built from the platform when not given
+    # the physical distributor (GICv2) or this CPU's redistributor (GICv3): the state of the
+    # interrupts the CPU is signalled; KVM reaches it only through host_irqchip
+    host_gic: GicDistributor | GicRedistributor | None = None
 
     def __post_init__(self) -> None:
         if self.clock is None:
@@ -59,11 +62,14 @@ def build_board(platform: Platform, counters: list[int], redist_base: int = REDI
 def _build_board(platform: Platform, counters: list[int], redist_base: int) -> Board:
     nr_lr = platform.nr_lr
     if platform.host_gic == 2:
-        gich = GicH(counters, nr_lr)
-        return Board(platform, counters, gich, GicV2Irqchip(counters, GicDistributor(counters)),
-                     GicV(counters, gich.lrf), None, redist_base)
-    ich = IchInterface(counters, nr_lr, platform.nr_pri_bits)
+        gich, gicd = GicH(counters, nr_lr), GicDistributor(counters)
+        # an LR with the HW bit names a physical interrupt the GIC deactivates with it
+        gich.lrf.deactivate_physical = gicd.deactivate
+        return Board(platform, counters, gich, GicV2Irqchip(counters, gicd), GicV(counters, gich.lrf), None,
+                     redist_base, host_gic=gicd)
+    ich, gicr = IchInterface(counters, nr_lr, platform.nr_pri_bits), GicRedistributor(counters)
+    ich.lrf.deactivate_physical = gicr.deactivate
     guest_v3 = platform.guest_gic == 3
-    return Board(platform, counters, ich, GicV3Irqchip(counters, GicRedistributor(counters)),
+    return Board(platform, counters, ich, GicV3Irqchip(counters, gicr),
                  None if guest_v3 else GicV(counters, ich.lrf), IcvInterface(counters, ich) if guest_v3 else None,
-                 redist_base)
+                 redist_base, host_gic=gicr)

@@ -92,11 +92,13 @@ from .errors import BudgetExceeded, GuestFault, GuestImageError
 from .events import Exit
 from .hw.gic_v2 import GICC_IAR, GicV
 from .hw.serial8250 import UART_BASE, UART_SIZE, Serial8250
+from .hw.sys_counter import no_turn
+from .kvm.arch_timer import VTIMER_PPI
 from .kvm.arm import GICD_BASE, Vcpu
 from .kvm.psci import PSCI_TAKES_ARGS
 from .kvm.sys_regs import SysRegParams, sysreg_name
 from .memo import Part, build_cache
-from .spin import Loop, analyse, classify
+from .spin import NOP, Loop, analyse, classify
 
 RAM_BASE = 0x80000000
 RAM_SIZE = 0x4000000  # 64 MiB: the default --mem
@@ -229,6 +231,35 @@ def scan_image(code: bytes, base: int = LOAD_ADDR, deadline: float | None = None
 
 
 @functools.cache
+def emu_counter_offset() -> int:
+    """Where Unicorn keeps the number of instructions the current ``emu_start`` has begun.
+
+    ``emu_start(..., count)`` counts instructions with a code hook of its own
+    (``hook_count_cb`` in uc.c, into ``uc_struct.emu_counter``), which the run loop pays
+    for anyway. Reading that field lets a clock read inside a turn see the instructions
+    run since the turn began, at no cost per instruction. The field is private, so its
+    place is found here, once, on a core that ran a known count, and checked with a
+    second count; Unicorn is pinned, and any other layout is an error, never a guess."""
+    found = None
+    for count in (1234, 777):
+        uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        uc.mem_map(0x10000, 0x4000)
+        uc.mem_write(0x10000, NOP.to_bytes(4, "little") * 0x1000)
+        uc.emu_start(0x10000, 0x14000, 0, count)
+        base = ctypes.cast(uc._uch, ctypes.c_void_p).value or 0
+        # the hook stops the core when the count passes ``count``: emu_counter is count + 1,
+        # and emu_count, the field after it, is count
+        hits = {off for off in range(0, 4096, 8)
+                if ctypes.c_size_t.from_address(base + off).value == count + 1
+                and ctypes.c_size_t.from_address(base + off + 8).value == count}
+        found = hits if found is None else found & hits
+    if not found or len(found) != 1:
+        raise RuntimeError("cannot find Unicorn's instruction counter: worldswitch needs unicorn==2.1.4 "
+                           "(pip install -e . installs it)")
+    return found.pop()
+
+
+@functools.cache
 def unicorn_knows(op0: int, op1: int, crn: int, crm: int, op2: int, is_read: bool) -> bool:
     """Does Unicorn 2.1.4 implement this system register at EL1? (It UNDEFs the ones it lacks.)"""
     uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
@@ -356,6 +387,11 @@ class Cpu:
         self.platform = vcpu.platform
         self.redist_base = vm.redist_base
         self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        # the instructions the current turn has begun (emu_counter_offset): read, never written
+        self.emu_counter = ctypes.c_size_t.from_address(
+            (ctypes.cast(self.uc._uch, ctypes.c_void_p).value or 0) + emu_counter_offset())
+        self.share = 1  # how many vCPUs share the clock this turn
+        self.whole = False  # the last turn ran its whole quantum
         self.regs = Regs(self.uc)
         self.ctxt = vcpu.ctxt = GuestContext(self.regs, RAM_BASE, RAM_BASE + self.ram_size)
         # for observers (tracing) only: nothing on the trap path calls these
@@ -367,6 +403,7 @@ class Cpu:
         self._sysreg_serve: dict[tuple[tuple[int, int, int, int, int], bool], tuple[Any, ...]] = {}
         self.vi = False
         self.lrf = vcpu.hyp_if.lrf
+        self.host_gic = vcpu.host_gic
         self.lr_state_shift = self.lrf.codec.state_shift
         self.hcr_vi = []  # HCR_EL2 without and with VI, as CP_REG writes (byref keeps each alive)
         for value in (HCR_EL2_VALUE, HCR_EL2_VALUE | HCR_VI):
@@ -660,18 +697,33 @@ class Cpu:
         # twice per interrupt: the two CP_REG writes are built once (_build)
         uclib.uc_reg_write(self.regs.h, a64.UC_ARM64_REG_CP_REG, self.hcr_vi[level])
 
-    def _maintenance_irq(self) -> None:
-        """The GIC's maintenance interrupt (an EOI KVM asked to hear of): a host IRQ, so an exit."""
-        lrf = self.vcpu.hyp_if.lrf
+    def _gic_lines(self) -> None:
+        """After the guest's EOI: the GIC's maintenance interrupt (an EOI KVM asked to hear
+        of) is a host IRQ, so an exit; and a physical interrupt the EOI deactivated (an LR
+        with HW set: the timer's) is signalled again at once if its line is still high."""
+        lrf = self.lrf
         if lrf.maintenance:
             lrf.maintenance = False
             self._exit(Exit.IRQ << 26)
+        if lrf.phys_deactivated:
+            lrf.phys_deactivated = False
+            self._timer_irq_if_due()
+
+    def timer_can_signal(self) -> bool:
+        """Could the virtual timer's condition reach this vCPU: take it out of the guest
+        (its physical PPI inactive, as KVM leaves it while nothing is injected), or wake it
+        from WFI (no interrupt already injected)?"""
+        timer = self.vcpu.timer
+        if timer.cntv_ctl & 3 != 1:  # disabled or masked: the line is low
+            return False
+        if self.state == BLOCKED:
+            return not timer.irq_level
+        return not self.host_gic.is_active(VTIMER_PPI)
 
     def _timer_irq_if_due(self) -> None:
         """The virtual timer's condition met while the guest runs: on hardware its PPI takes
         the CPU out of the guest (an IRQ exit), and KVM injects it on the way back in."""
-        timer = self.vcpu.timer
-        if timer.cntv_ctl & 1 and not timer.irq_level and timer.should_fire(self.vcpu.counter):
+        if self.timer_can_signal() and self.vcpu.timer.should_fire(self.vcpu.counter):
             self._exit(Exit.IRQ << 26)
 
     # ---- the trap callbacks (the hot path) -------------------------------------------
@@ -889,8 +941,9 @@ class Cpu:
             else:
                 handler(written)
         if vi:
-            if self.lrf.maintenance:
-                self._maintenance_irq()
+            lrf = self.lrf
+            if lrf.maintenance or lrf.phys_deactivated:
+                self._gic_lines()
             self._update_vi()
         return value
 
@@ -1062,8 +1115,8 @@ class Cpu:
         def trip(offset: int, size: int, value: int) -> None:
             if size != 4 or not gicv.write(offset, value):
                 raise GuestFault(f"guest write to GICC offset 0x{offset:x} (size {size}): not modelled")
-            if lrf.maintenance:
-                self._maintenance_irq()
+            if lrf.maintenance or lrf.phys_deactivated:
+                self._gic_lines()
             self._update_vi()
 
         def write(uch: Any, offset: int, size: int, value: int, ud: Any) -> None:
@@ -1103,9 +1156,9 @@ class Cpu:
         self._update_vi()
         self.state = RUNNING
 
-    def run_quantum(self, quantum: int) -> int:
-        """Run up to ``quantum`` guest instructions; the number to count as executed (0
-        when the core stopped early: an exit that blocked, yielded or redirected it)."""
+    def run_quantum(self, quantum: int, share: int = 1) -> int:
+        """Run up to ``quantum`` guest instructions, the clock shared with ``share``
+        running vCPUs; the number executed that the clock has not counted yet."""
         vm = self.vm
         self.spinning = False
         self._timer_irq_if_due()  # time may have moved on while other vCPUs ran
@@ -1121,34 +1174,44 @@ class Cpu:
         self.fetch_fault = None
         self.hooked_wfx_pc = -1
         fault = None
+        clock = self.vcpu.clock
+        self.share = share
+        clock.in_turn = self._in_turn  # a clock read inside the turn sees its instructions
         try:
             self.uc.emu_start(self.pc, RUN_UNTIL, 0, quantum)
         except UcError as e:
             fault = e
+        clock.in_turn = no_turn
+        # Unicorn's count hook stops the core when its count passes the quantum; any other
+        # stop leaves it at the instructions begun, the one that stopped it included
+        begun = self.emu_counter.value
+        self.whole = begun > quantum
+        executed = quantum if self.whole else begun
         self.memo.settle()  # replayed round trips: objects and tallies catch up
         if vm.error is not None or vm.finished:
-            return 0
+            return executed
         if self.resume_at is not None:  # an exception entered from an MRS/MSR hook
             self.pc, self.resume_at = self.resume_at, None
-            return 0
+            return executed
         if self.state != RUNNING:  # blocked in WFI or powered off: self.pc is set
-            return 0
+            return executed
         pc = self.regs.read(a64.UC_ARM64_REG_PC)
         if fault is not None:
             if fault.errno in (UC_ERR_FETCH_UNMAPPED, UC_ERR_FETCH_PROT) and self.fetch_fault is not None:
                 self._iabt(pc)  # the VA the guest branched to (the hook saw its PA)
                 self.pc = self.regs.read(a64.UC_ARM64_REG_PC)
-                return 0
+                return executed
             raise GuestFault(f"guest fault at pc 0x{pc:x}: {fault}")
         if pc == RUN_UNTIL:
             raise GuestFault(f"guest branched to 0x{pc:x}, outside the machine's memory")
         self.pc = pc
         if self.hooked_wfx_pc == pc - 4 or self.cut:  # a WFE that yielded, a spin that gave way
             self.cut = False
-            return 0
+            return executed
         prev = self.read_insn(pc - 4)
-        if prev in (WFI, WFE):
+        if prev in (WFI, WFE) and not self.whole:
             # a WFI the scan did not see (Unicorn returns past it): the exit it is on KVM
+            self.guest_insns_done(executed)
             self.ctxt.pc_of_trap = pc - 4
             self.ctxt.injected = False
             self._exit((Exit.WFX << 26) | ESR_IL | (1 if prev == WFE else 0))
@@ -1158,7 +1221,18 @@ class Cpu:
         self._timer_irq_if_due()
         if self.state == RUNNING and not vm.finished:
             self.pc = self.regs.read(a64.UC_ARM64_REG_PC)
-        return quantum
+        return executed
+
+    def _in_turn(self) -> float:
+        """The clock's share of the instructions this turn has run so far (the one whose
+        hook is reading the clock is not done yet)."""
+        done = self.emu_counter.value - 1
+        return done / self.share if done > 0 else 0.0
+
+    def guest_insns_done(self, n: int) -> None:
+        """Move ``n`` instructions of this turn onto the clock before an exit that reads it."""
+        self.vm.instructions += n
+        self.vcpu.clock.guest_insns += n / self.share
 
     def recordable(self) -> bool:
         """Did the round trip that just ran stay inside the model, so that the cache may
@@ -1389,7 +1463,7 @@ class Machine:
                     if due > 0:
                         quantum = min(quantum, due)
                 entries = core.vcpu.entries
-                executed = core.run_quantum(quantum)
+                executed = core.run_quantum(quantum, len(running))
                 if guard.stopping:
                     break
                 self.instructions += executed
@@ -1399,7 +1473,7 @@ class Machine:
                     raise BudgetExceeded(f"the budget of {max_instructions:,} instructions ran out before the guest "
                                          f"finished (pc 0x{core.pc:x})")
                 # a turn that ran whole without an exit may be a spin the scheduler can skip
-                core.loop = (core.watch_loop() if executed == quantum and core.vcpu.entries == entries
+                core.loop = (core.watch_loop() if core.whole and core.vcpu.entries == entries
                              and core.state == RUNNING and not self.finished else None)
                 if deadline is not None and self.error is None and not self.finished:
                     for c in running:  # the deadline passed: its vCPU exits now, not at its next turn
@@ -1426,8 +1500,7 @@ class Machine:
 
     def _next_deadline(self) -> int | None:
         """The earliest count at which an armed, unmasked virtual timer fires, if any."""
-        armed = [c.vcpu.timer.cntv_cval for c in self.cores
-                 if c.state != OFF and c.vcpu.timer.cntv_ctl & 3 == 1 and not c.vcpu.timer.irq_level]
+        armed = [c.vcpu.timer.cntv_cval for c in self.cores if c.state != OFF and c.timer_can_signal()]
         return min(armed) if armed else None
 
     def _all_spinning(self, running: list[Cpu]) -> None:

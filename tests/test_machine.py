@@ -199,6 +199,26 @@ def test_a_delay_loop_on_the_clock_is_fast_forwarded(tmp_path: Path) -> None:
     assert r.exits == {"hvc64": 1}  # the wait itself never exits
 
 
+@pytest.mark.parametrize("rounds", [30_000, 300_000])  # within one turn; across three
+def test_a_clock_read_sees_every_instruction_before_it(tmp_path: Path, rounds: int) -> None:
+    """mrs x10, cntvct; a counted loop; mrs x11, cntvct: the difference is the
+    instructions between the two reads at the profile's CPI, in ticks of CNTFRQ, whether
+    the turn boundaries fall between them or not (the clock once moved a turn at a time,
+    and a loop inside one turn read 0 ticks)."""
+    from worldswitch.platform import get_platform
+
+    mrs_x10, mrs_x11 = _sys(10, 3, 3, 14, 0, 2, True), _sys(11, 3, 3, 14, 0, 2, True)
+    # w0 = rounds: movz w0, #lo; movk w0, #hi, lsl #16
+    set_w0 = [0x52800000 | (rounds & 0xFFFF) << 5, 0x72A00000 | (rounds >> 16) << 5]
+    body = [mrs_x10, *set_w0, 0x71000400, 0x54FFFFE1, mrs_x11, *SYSTEM_OFF]  # loop: subs w0, #1; b.ne loop
+    r = run_guest(guest(tmp_path, body), "A", timeout=60, max_instructions=2_000_000, cache=False)
+    regs = r.guest_visible["registers"]
+    pf = get_platform("A")
+    between = 1 + len(set_w0) + 2 * rounds  # the first mrs, the set-up, the loop
+    expected = between * pf.guest_cpi * pf.cntfrq_hz / pf.cpu_hz
+    assert abs((regs["x11"] - regs["x10"]) - expected) <= 1  # whole ticks: floor of each read
+
+
 @pytest.mark.parametrize("loop, length", [([0x14000000], 1),  # b .
                                           ([0xD503203F, 0xD503203F, 0x17FFFFFE], 3)])  # yield; yield; b
 def test_the_spin_probe_takes_a_loop_of_one_branch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -27,7 +27,8 @@ from worldswitch.plugin import discover, hookimpl, make_manager, parse_selection
 
 HVC = (Exit.HVC64 << 26) | (1 << 25)
 PSCI_VERSION = 0x84000000
-PPI = 27  # a level-sensitive line: its LR asks for an EOI notification
+PPI = 23  # a level-sensitive line nothing maps to a physical one: its LR asks for an EOI notification
+VTIMER = 27  # the virtual timer's PPI, mapped to the physical one: its LR has HW set instead
 
 # each host with the patch sets that touch it (cumulative, as the series applied them)
 HOSTS = {
@@ -91,6 +92,7 @@ def visible(vcpu: Vcpu) -> dict[str, Any]:
         "memory": [(cpu.lr_irq(v), (v >> sh) & 3) for i, v in enumerate(cpu.vgic_lr) if (used >> i) & 1],
         "hardware": [v if (v >> lrf.codec.state_shift) & 3 else 0 for v in lrf.lr],
         "hcr_uie": cpu.vgic_hcr & 2, "pending": dist.irq_pending, "apr": (list(lrf.ap0r), list(lrf.ap1r)),
+        "phys_timer_active": vcpu.host_gic.is_active(VTIMER),
     }
 
 
@@ -171,7 +173,32 @@ def active_across_exit(vcpu: Vcpu, seen: list) -> None:
     seen.append(ack(vcpu))
 
 
-SCENARIOS = [eoi_notification, underflow, drained_not_refilled, active_across_exit]
+def timer_hw_mapped(vcpu: Vcpu, seen: list) -> None:
+    """The virtual timer fires: its LR has HW set (pINTID 27) and no EOI notification.
+    The guest's EOI deactivates the physical PPI as well; with the line still high the
+    next sync samples it again and the flush requeues it; masked, it is gone."""
+    timer, cpu = vcpu.timer, vcpu.vgic_cpu
+    hw = 1 << cpu.lr.hw_bit
+    timer.cntv_cval, timer.cntv_ctl = 0, 1  # enabled and already due
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+    assert any(v & hw and cpu.lr.pintid(v) == VTIMER for v in vcpu.hyp_if.lrf.lr), "not queued with HW set"
+    assert vcpu.host_gic.is_active(VTIMER)  # the flush keeps the physical PPI from firing meanwhile
+    assert ack(vcpu) == VTIMER
+    eoi(vcpu, VTIMER)  # the handler left the timer as it was: its line stays high
+    assert not vcpu.host_gic.is_active(VTIMER) and not vcpu.hyp_if.lrf.maintenance
+    round_trip(vcpu)  # the physical PPI's exit
+    seen.append(visible(vcpu))
+    assert ack(vcpu) == VTIMER, "a level that stayed high must come back"
+    timer.cntv_ctl = 3  # the handler masks it this time
+    eoi(vcpu, VTIMER)
+    round_trip(vcpu)
+    seen.append(visible(vcpu))
+    assert ack(vcpu) == SPURIOUS
+    assert not cpu.vgic_misr & 1 and not vcpu.dist.irq_queued  # no EOI maintenance, nothing left queued
+
+
+SCENARIOS = [eoi_notification, underflow, drained_not_refilled, active_across_exit, timer_hw_mapped]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)

@@ -164,3 +164,12 @@ class GicDistributor:
     def read_isactiver(self, n: int) -> int:
         self.c[GICD_READ] += 1
         return self.active[n]
+
+    # ---- the GIC's own wiring: no register access, nothing counted ------------------
+    def deactivate(self, intid: int) -> None:
+        """A virtual interrupt with the HW bit was deactivated: so is its physical one."""
+        self.active[intid // 32] &= ~(1 << (intid % 32))
+
+    def is_active(self, intid: int) -> bool:
+        """Is the physical interrupt active (so the CPU is not signalled it again)?"""
+        return bool((self.active[intid // 32] >> (intid % 32)) & 1)

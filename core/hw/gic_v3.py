@@ -178,3 +178,13 @@ class GicRedistributor:
         """GICR_CTLR: RWP (bit 3) reads zero, the write having already taken effect here."""
         self.c[GICR_READ] += 1
         return 0
+
+    # ---- the GIC's own wiring: no register access, nothing counted ------------------
+    def deactivate(self, intid: int) -> None:
+        """A virtual interrupt with the HW bit was deactivated: so is its physical one (a PPI here)."""
+        if intid < 32:
+            self.active0 &= ~(1 << intid)
+
+    def is_active(self, intid: int) -> bool:
+        """Is the physical PPI active (so the CPU is not signalled it again)?"""
+        return intid < 32 and bool((self.active0 >> intid) & 1)

@@ -5,7 +5,9 @@ time is what the model says the machine spent: the priced counters (every world 
 at the platform's unit costs), the guest's own instructions at ``guest_cpi`` cycles each,
 and the idle time a waiting vCPU skips. Cycles become counter ticks through the platform's
 CPU clock and CNTFRQ. Guest instructions are counted in whole quanta, when the machine's
-run loop gets control back, so between two quanta the clock moves only with exits.
+run loop gets control back; inside a turn, ``in_turn`` (which the machine sets while a
+core runs) adds the instructions run since the turn began, so every read sees every
+instruction before it.
 
 CNTVOFF is zero, so the virtual and physical counts are equal (KVM sets CNTVOFF to the
 host count at VM creation; a guest only ever sees differences).
@@ -17,12 +19,18 @@ counts only the guest's own instructions and idle time, which no plugin can chan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..cost import pricer
 
 if TYPE_CHECKING:
     from ..platform import Platform
+
+
+def no_turn() -> float:
+    """No core is running: the clock holds every instruction already."""
+    return 0.0
 
 
 class SystemCounter:
@@ -36,7 +44,8 @@ class SystemCounter:
         self.cntfrq = platform.cntfrq_hz
         self.cpu_hz = platform.cpu_hz
         self.guest_cpi = platform.guest_cpi
-        self.guest_insns = 0  # counted by the machine, quantum by quantum
+        self.guest_insns = 0.0  # counted by the machine, turn by turn
+        self.in_turn: Callable[[], float] = no_turn  # the running turn's instructions so far
         self.idle_cycles = 0.0  # skipped while every vCPU waited
         self._mark, self._priced = -1, 0.0
         self.reads = 0  # how often time was read: a round trip that reads it is never memoised
@@ -44,7 +53,7 @@ class SystemCounter:
 
     def cycles(self) -> float:
         self.reads += 1
-        own = self.guest_insns * self.guest_cpi + self.idle_cycles
+        own = (self.guest_insns + self.in_turn()) * self.guest_cpi + self.idle_cycles
         if self.mode == "guest":
             return own
         # counters only grow, so their sum changes whenever the price does: a guest polling

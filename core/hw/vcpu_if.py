@@ -7,6 +7,7 @@ LR, drop priority and deactivate on EOI. Both LR layouts are supported through a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 SPURIOUS = 0x3FF
@@ -26,16 +27,28 @@ class LrCodec:
     hw_bit: int
     eoi_bit: int
     id_mask: int  # what IAR returns: vINTID (+ source CPU for GICv2-model SGIs)
+    pintid_shift: int  # with HW set: the physical INTID the LR deactivates with the virtual one
+
+    def intid(self, lr: int) -> int:
+        """What IAR returns for this LR: with HW set the field above the vINTID is the
+        physical INTID, never a source CPU."""
+        return lr & (0x3FF if lr >> self.hw_bit & 1 else self.id_mask)
+
+    def pintid(self, lr: int) -> int:
+        return (lr >> self.pintid_shift) & 0x3FF
 
     def priority(self, lr: int) -> int:
         mask = (1 << self.prio_bits) - 1
         return ((lr >> self.prio_shift) & mask) << (8 - self.prio_bits)
 
 
-# GICH_LRn: VirtualID[9:0], CPUID[12:10], EOI[19], Priority[27:23], State[29:28], Grp1[30], HW[31]
-V2_LR = LrCodec(state_shift=28, prio_shift=23, prio_bits=5, group_bit=30, hw_bit=31, eoi_bit=19, id_mask=0x1FFF)
+# GICH_LRn: VirtualID[9:0], CPUID[12:10], EOI[19], Priority[27:23], State[29:28], Grp1[30], HW[31];
+# with HW set, PhysicalID[19:10] replaces CPUID and EOI
+V2_LR = LrCodec(state_shift=28, prio_shift=23, prio_bits=5, group_bit=30, hw_bit=31, eoi_bit=19, id_mask=0x1FFF,
+                pintid_shift=10)
 # ICH_LRn_EL2: vINTID[31:0], pINTID[41:32] (EOI at 41), Priority[55:48], Group[60], HW[61], State[63:62]
-V3_LR = LrCodec(state_shift=62, prio_shift=48, prio_bits=8, group_bit=60, hw_bit=61, eoi_bit=41, id_mask=0xFFFFFFFF)
+V3_LR = LrCodec(state_shift=62, prio_shift=48, prio_bits=8, group_bit=60, hw_bit=61, eoi_bit=41, id_mask=0xFFFFFFFF,
+                pintid_shift=32)
 
 
 class ListRegisterFile:
@@ -46,7 +59,7 @@ class ListRegisterFile:
     EISR, MISR) are computed from the LRs when read, as the hardware does.
     """
 
-    STATE = ("lr", "hcr", "vmcr", "ap0r", "ap1r", "shared_apr", "eoicount", "maintenance")
+    STATE = ("lr", "hcr", "vmcr", "ap0r", "ap1r", "shared_apr", "eoicount", "maintenance", "phys_deactivated")
     #: what the guest saw, counted: never read by the model (core/memo.py adds to them)
     TALLIES = ("acked", "eois")
 
@@ -74,6 +87,11 @@ class ListRegisterFile:
         # the maintenance interrupt's line, raised by an EOI the hypervisor asked to hear of
         # (the CPU takes it as a host IRQ: an exit); the machine lowers it once taken
         self.maintenance = False
+        # Deactivating an LR with HW set deactivates its physical interrupt in the host's
+        # GIC (the board wires this to the physical distributor or redistributor); the flag
+        # tells the machine that a physical interrupt may fire again, until it looks
+        self.deactivate_physical: Callable[[int], None] = lambda intid: None
+        self.phys_deactivated = False
         # what the guest saw: acknowledged IDs and EOIs (for transparency checks)
         self.acked: dict[int, int] = {}
         self.eois = 0
@@ -197,7 +215,7 @@ class ListRegisterFile:
         self.lr[best] = (v & ~(3 << sh)) | (LR_ACTIVE << sh)
         bit = best_prio >> (8 - self.nr_pri_bits)
         regs[bit >> 5] |= 1 << (bit & 31)
-        intid = v & codec.id_mask
+        intid = codec.intid(v)
         self.acked[intid] = self.acked.get(intid, 0) + 1
         return intid
 
@@ -212,12 +230,16 @@ class ListRegisterFile:
         if (self.vmcr >> 9) & 1:  # EOImode 1: deactivation is a separate DIR write
             return
         codec = self.codec
-        mask, sh = codec.id_mask, codec.state_shift
-        intid = value & mask
+        sh = codec.state_shift
+        intid = value & codec.id_mask
         for i, v in enumerate(self.lr):
-            if (v & mask) == intid and (v >> sh) & LR_ACTIVE:
+            if codec.intid(v) == intid and (v >> sh) & LR_ACTIVE:
                 self.lr[i] = v & ~(LR_ACTIVE << sh)
-                if v >> codec.eoi_bit & 1 and not v >> codec.hw_bit & 1 and self.hcr & 1:
+                if v >> codec.hw_bit & 1:
+                    # the physical interrupt is deactivated with the virtual one: no exit
+                    self.deactivate_physical(codec.pintid(v))
+                    self.phys_deactivated = True
+                elif v >> codec.eoi_bit & 1 and self.hcr & 1:
                     self.maintenance = True  # EISR now has this LR: the EOI maintenance interrupt fires
                 return
         self.eoicount += 1  # no LR matched: the hardware counts it for LRENP

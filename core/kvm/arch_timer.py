@@ -4,6 +4,12 @@ Before every entry, ``kvm_timer_flush_hwstate`` programs the host interrupt
 controller's active state for the virtual timer PPI (v4.5 does it unconditionally,
 through irq_set_irqchip_state). Patch 6 caches the inactive state via the
 ``ws_timer_skip_active_write`` hook.
+
+The guest's timer interrupt is mapped to the physical one (``kvm_timer_vcpu_reset``): its
+LR carries the HW bit, so the guest's EOI deactivates the physical interrupt too, with no
+maintenance exit; while it is active the physical timer cannot take the CPU out of the
+guest. That is why the flush sets it active whenever the line is high or the virtual
+interrupt is active, and why patch 6 may cache only the inactive state.
 """
 
 from __future__ import annotations
@@ -35,6 +41,12 @@ class ArchTimerCpu:
     def should_fire(self, now: int) -> bool:
         ctl = self.cntv_ctl
         return bool(ctl & CNTV_CTL_ENABLE and not ctl & CNTV_CTL_IMASK and self.cntv_cval <= now)
+
+
+def kvm_timer_vcpu_reset(vcpu: Vcpu) -> None:
+    """The virtual timer's interrupt is forwarded from the host's: kvm_vgic_map_phys_irq
+    maps the guest's PPI 27 to the physical PPI 27, so it is queued with the HW bit."""
+    vcpu.dist.phys_map[VTIMER_PPI] = VTIMER_PPI
 
 
 def kvm_timer_update_state(vcpu: Vcpu) -> None:

@@ -116,6 +116,8 @@ class Vcpu:
         # the hardware, built by the board: reached only through its accessors
         self.hyp_if: Any = board.hyp_if
         self.host_irqchip: Any = board.host_irqchip
+        # the physical GIC itself: the machine's view of what signals the CPU, never KVM's
+        self.host_gic: Any = board.host_gic
         self.gicv: GicV | None = board.gicv
         self.icv: IcvInterface | None = board.icv
         nr_lr, pri = platform.nr_lr, platform.nr_pri_bits
@@ -130,6 +132,7 @@ class Vcpu:
             self.vgic_cpu = VgicV3Cpu(nr_lr, pri, vgic_sre=1 if platform.guest_gic == 3 else 0)
             self.vgic_save, self.vgic_restore = build_vgic_v3_sr(sr_hooks)
         self.dist = VgicDist(counters, self.vgic_cpu, platform.guest_gic)
+        arch_timer.kvm_timer_vcpu_reset(self)
         if platform.guest_gic == 2:
             self.dist_ranges: list[MmioRange] = vgic_dist_ranges()
             hooks.call_setup("ws_vgic_dist_ranges", ranges=self.dist_ranges, guest_gic=2)

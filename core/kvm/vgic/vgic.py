@@ -71,7 +71,10 @@ class VgicV2Cpu(VgicCpuIf):
     state_shift = V2_LR.state_shift
     eoi_bit = 1 << V2_LR.eoi_bit
 
-    def build_lr(self, irq: int, source: int, state: int, eoi: bool) -> int:
+    def build_lr(self, irq: int, source: int, state: int, eoi: bool, phys: int = -1) -> int:
+        """vgic_v2_set_lr's encoding; ``phys`` >= 0: HW set, PhysicalID in place of CPUID and EOI."""
+        if phys >= 0:
+            return irq | (phys << V2_LR.pintid_shift) | (state << self.state_shift) | (1 << V2_LR.hw_bit)
         return irq | (source << 10) | (state << self.state_shift) | (self.eoi_bit if eoi else 0)
 
     def lr_irq(self, lr: int) -> int:
@@ -103,8 +106,13 @@ class VgicV3Cpu(VgicCpuIf):
     state_shift = V3_LR.state_shift
     eoi_bit = 1 << V3_LR.eoi_bit
 
-    def build_lr(self, irq: int, source: int, state: int, eoi: bool) -> int:
-        lr = irq | (state << self.state_shift) | (self.eoi_bit if eoi else 0)
+    def build_lr(self, irq: int, source: int, state: int, eoi: bool, phys: int = -1) -> int:
+        """vgic_v3_set_lr's encoding; ``phys`` >= 0: HW set, pINTID in place of EOI."""
+        lr = irq | (state << self.state_shift)
+        if phys >= 0:
+            lr |= (phys << V3_LR.pintid_shift) | (1 << V3_LR.hw_bit)
+        elif eoi:
+            lr |= self.eoi_bit
         if self.vgic_sre:
             lr |= 1 << V3_LR.group_bit  # a GICv3 guest's interrupts are Group 1
         else:
@@ -119,7 +127,7 @@ class VgicDist:
     """struct vgic_dist for one vCPU, with the in-memory LR bookkeeping of struct vgic_cpu."""
 
     STATE = ("enabled", "irq_enabled", "irq_pending", "irq_level", "irq_active", "irq_queued", "irq_cfg_edge",
-             "priority", "targets", "irq_sgi_sources", "lr_used", "irq_lr_map", "pending_on_cpu", "kicked")
+             "priority", "targets", "irq_sgi_sources", "lr_used", "irq_lr_map", "pending_on_cpu", "kicked", "phys_map")
 
     def __init__(self, counters: list[int], vgic_cpu: VgicV2Cpu | VgicV3Cpu, model: int) -> None:
         self.c = counters
@@ -143,6 +151,9 @@ class VgicDist:
         self.vcpu_id = 0
         self.peers: list[VgicDist] = [self]
         self.kicked = False  # another vCPU made an interrupt pending here while this one ran
+        # kvm_vgic_map_phys_irq: virtual interrupts forwarded from a physical one (the
+        # timer's), queued with the HW bit so that the guest's EOI deactivates both
+        self.phys_map: dict[int, int] = {}
 
     # ---- state changes from the distributor emulation -----------------------------
     def update_state(self) -> None:
@@ -195,7 +206,8 @@ class VgicDist:
         """vgic_queue_irq: put (irq, source) in an LR; False when no LR is free."""
         cpu = self.cpu
         lr = self.irq_lr_map.get(irq)
-        if lr is not None and ((cpu.vgic_lr[lr] >> 10) & 7) == source:
+        # vgic_v2_get_lr decodes a source only for an SGI
+        if lr is not None and (((cpu.vgic_lr[lr] >> 10) & 7) if irq < VGIC_NR_SGIS else 0) == source:
             cpu.vgic_lr[lr] |= LR_STATE_PENDING << cpu.state_shift
             self.c[VGIC_QUEUE_IRQ] += 1
             return True
@@ -204,7 +216,9 @@ class VgicDist:
             return False
         lr = (free & -free).bit_length() - 1
         level = not (self.irq_cfg_edge >> irq) & 1
-        cpu.vgic_lr[lr] = cpu.build_lr(irq, source, LR_STATE_PENDING, eoi=level)
+        # vgic_queue_irq_to_lr: a level interrupt asks for its EOI maintenance, unless it is
+        # mapped to a physical one (HW set, no EOI: the guest's EOI deactivates both)
+        cpu.vgic_lr[lr] = cpu.build_lr(irq, source, LR_STATE_PENDING, eoi=level, phys=self.phys_map.get(irq, -1))
         cpu.vgic_elrsr &= ~(1 << lr)
         self.lr_used |= 1 << lr
         self.irq_lr_map[irq] = lr
@@ -229,6 +243,28 @@ class VgicDist:
                 self.irq_pending |= 1 << irq
         if self.enabled and self.irq_pending & self.irq_enabled:
             self.pending_on_cpu = True
+
+    def sync_hwirqs(self) -> None:
+        """vgic_sync_hwirq for each LR: one with HW set that no longer holds a state was
+        deactivated by the guest, which also deactivated the physical interrupt. So
+        process_queued_irq: sample the line again (still high, pending again), and clear
+        the LR's state and physical ID."""
+        cpu = self.cpu
+        hw, sh = 1 << cpu.lr.hw_bit, cpu.state_shift
+        lrs = cpu.vgic_lr
+        used = self.lr_used
+        while used:
+            lr = (used & -used).bit_length() - 1
+            used &= used - 1
+            v = lrs[lr]
+            if not v & hw or (v >> sh) & 3:
+                continue
+            irq = cpu.lr_irq(v)
+            bit = 1 << irq
+            self.irq_queued &= ~bit
+            if not self.irq_level & bit:
+                self.irq_pending &= ~bit
+            lrs[lr] = irq  # vlr.state = 0, vlr.hwirq = 0: only the virtual ID stays
 
     def flush_hwstate(self) -> None:
         """__kvm_vgic_flush_hwstate: move pending interrupts into free in-memory LRs."""
@@ -268,10 +304,13 @@ class VgicDist:
 
     def sync_hwstate(self) -> None:
         """__kvm_vgic_sync_hwstate: vgic_process_maintenance (the LRs whose EOI the guest
-        signalled, in EISR), then retire the LRs the hardware reports empty."""
+        signalled, in EISR), vgic_sync_hwirq (the HW LRs the guest deactivated), then retire
+        the LRs the hardware reports empty."""
         cpu = self.cpu
         if cpu.vgic_misr & 1 and cpu.vgic_eisr & self.lr_used:
             self.process_maintenance()
+        if self.irq_queued:  # only a queued level interrupt can sit in an LR with HW set
+            self.sync_hwirqs()
         empty = cpu.vgic_elrsr & self.lr_used
         if empty:
             lrs = cpu.vgic_lr
