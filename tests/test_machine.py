@@ -139,14 +139,16 @@ def test_a_gicv2_guest_has_at_most_eight_vcpus(tmp_path: Path) -> None:
 def test_the_clock_counts_priced_exits_guest_quanta_and_idle_time() -> None:
     from worldswitch.events import WORLD_SWITCH, new_counters
     from worldswitch.hw.sys_counter import SystemCounter
+    from worldswitch.kvm.arm import fixed_steps
     from worldswitch.platform import get_platform
 
     pf = get_platform("A")
     counters = new_counters()
     clock = SystemCounter(counters, pf)
     assert clock.ticks() == 0
-    counters[WORLD_SWITCH] += 1  # one exit: its fitted fixed cost, in ticks of CNTFRQ
-    world_switch = pf.unit_costs()[WORLD_SWITCH]
+    counters[WORLD_SWITCH] += 1  # one exit: its fitted fixed cost and its context moves, in ticks of CNTFRQ
+    units = pf.unit_costs()
+    world_switch = units[WORLD_SWITCH] + sum(units[ev] * n for ev, n in fixed_steps(1, 1))
     assert clock.ticks() == int(world_switch * pf.cntfrq_hz // pf.cpu_hz)
     clock.guest_insns += 2000
     assert clock.cycles() == world_switch + 2000 * pf.guest_cpi
@@ -217,6 +219,26 @@ def test_a_clock_read_sees_every_instruction_before_it(tmp_path: Path, rounds: i
     between = 1 + len(set_w0) + 2 * rounds  # the first mrs, the set-up, the loop
     expected = between * pf.guest_cpi * pf.cntfrq_hz / pf.cpu_hz
     assert abs((regs["x11"] - regs["x10"]) - expected) <= 1  # whole ticks: floor of each read
+
+
+@pytest.mark.parametrize("platform", ["A", "C-v3"])
+def test_a_guest_timing_its_hypercalls_reads_the_models_price(tmp_path: Path, platform: str) -> None:
+    """Between two CNTVCT reads, k PSCI_VERSION calls: going from 1 to 5 calls adds four
+    round trips, which the clock prices as the run's result does (the fixed-size
+    context moves of every round trip included), plus the 12 instructions that make them."""
+    from worldswitch.platform import get_platform
+
+    psci_version = (0xD2800000, 0xF2B08000, HVC0)  # movz x0, #0; movk x0, #0x8400, lsl #16; hvc #0
+    seen = {}
+    for k in (1, 5):
+        body = [_sys(10, 3, 3, 14, 0, 2, True), *psci_version * k, _sys(11, 3, 3, 14, 0, 2, True), *SYSTEM_OFF]
+        r = run_guest(guest(tmp_path, body), platform, timeout=30, max_instructions=100_000)
+        regs = r.guest_visible["registers"]
+        seen[k] = (regs["x11"] - regs["x10"], r.cycles)
+    pf = get_platform(platform)
+    (t1, c1), (t5, c5) = seen[1], seen[5]
+    expected = (c5 - c1 + 12 * pf.guest_cpi) * pf.cntfrq_hz / pf.cpu_hz
+    assert abs((t5 - t1) - expected) <= 2  # each difference of reads is whole ticks
 
 
 @pytest.mark.parametrize("loop, length", [([0x14000000], 1),  # b .

@@ -1,13 +1,13 @@
 """The generic timer's system counter (CNTPCT/CNTVCT), on simulated time.
 
 Unicorn's counter registers read host time, which would make every run different. Here
-time is what the model says the machine spent: the priced counters (every world switch,
-at the platform's unit costs), the guest's own instructions at ``guest_cpi`` cycles each,
-and the idle time a waiting vCPU skips. Cycles become counter ticks through the platform's
-CPU clock and CNTFRQ. Guest instructions are counted in whole quanta, when the machine's
-run loop gets control back; inside a turn, ``in_turn`` (which the machine sets while a
-core runs) adds the instructions run since the turn began, so every read sees every
-instruction before it.
+time is what the model says the machine spent: the priced counters (every world switch
+at the platform's unit costs, its fixed-size context moves included), the guest's own
+instructions at ``guest_cpi`` cycles each, and the idle time a waiting vCPU skips. Cycles
+become counter ticks through the platform's CPU clock and CNTFRQ. Guest instructions are
+counted turn by turn when the machine's run loop gets control back; inside a turn,
+``in_turn`` (which the machine sets while a core runs) adds the instructions run since
+the turn began, so every read sees every instruction before it.
 
 CNTVOFF is zero, so the virtual and physical counts are equal (KVM sets CNTVOFF to the
 host count at VM creation; a guest only ever sees differences).
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..cost import pricer
+from ..cost import clock_pricer
 
 if TYPE_CHECKING:
     from ..platform import Platform
@@ -40,7 +40,7 @@ class SystemCounter:
         self.c = counters
         self.mode = mode
         self.used = False  # the guest read the counter or armed the timer: its view depends on time
-        self.price = pricer(platform)
+        self.price = clock_pricer(platform)
         self.cntfrq = platform.cntfrq_hz
         self.cpu_hz = platform.cpu_hz
         self.guest_cpi = platform.guest_cpi

@@ -53,6 +53,14 @@ TIMER_SAVE_ACCESSES = 5
 TIMER_RESTORE_ACCESSES = 5
 
 
+def fixed_steps(exits: int, entries: int) -> tuple[tuple[int, int], ...]:
+    """The fixed-size context moves of ``exits`` exit halves and ``entries`` entry halves,
+    by event class: the same every round trip, so they are charged in one go."""
+    regs = EL1_CONTEXT_REGS * (exits + entries)
+    return ((EL1_SYSREG_SAVE, regs), (EL1_SYSREG_RESTORE, regs),
+            (TIMER_SYSREG, TIMER_SAVE_ACCESSES * exits + TIMER_RESTORE_ACCESSES * entries))
+
+
 
 class Vcpu:
     """struct kvm_vcpu with the hardware it runs on.
@@ -181,9 +189,8 @@ class Vcpu:
         """Charge the fixed-size steps of every exit and entry half of the run (``entries``:
         of every vCPU, when there are several; the exits are counted for all of them)."""
         c = self.c
-        exits, entries = c[WORLD_SWITCH], self.entries if entries is None else entries
-        c[EL1_SYSREG_SAVE] = c[EL1_SYSREG_RESTORE] = EL1_CONTEXT_REGS * (exits + entries)
-        c[TIMER_SYSREG] = TIMER_SAVE_ACCESSES * exits + TIMER_RESTORE_ACCESSES * entries
+        for ev, n in fixed_steps(c[WORLD_SWITCH], self.entries if entries is None else entries):
+            c[ev] = n
 
     def first_entry(self) -> None:
         """vcpu_load and the first KVM_RUN: the entry half alone."""
