@@ -306,7 +306,7 @@ def _jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
 @_selection_options
 @click.option("--max-exits", type=click.IntRange(1), default=None, help="Exit budget: stop with code 6 past it.")
 @click.option("--max-instructions", type=click.IntRange(1), default=None,
-              help="Instruction budget: stop with code 6 past it (slows the run down: Unicorn counts each one).")
+              help="Instruction budget: stop with code 6 past it.")
 @click.option("--timeout", type=Seconds(), default=600.0, show_default=True,
               help="Time budget in host seconds, image preparation included; the result never depends on it.")
 @click.option("--redist-base", type=Address(), default="0x3fbf0000", show_default=True,
