@@ -88,7 +88,7 @@ from .decode import (
     decode_sysreg,
     sysreg_esr,
 )
-from .errors import BudgetExceeded, GuestFault, GuestImageError
+from .errors import BudgetExceeded, GuestFault, GuestImageError, WorldswitchError
 from .events import Exit
 from .hw.gic_v2 import GICC_IAR, GicV
 from .hw.serial8250 import UART_BASE, UART_SIZE, Serial8250
@@ -249,13 +249,13 @@ def emu_counter_offset() -> int:
         base = ctypes.cast(uc._uch, ctypes.c_void_p).value or 0
         # the hook stops the core when the count passes ``count``: emu_counter is count + 1,
         # and emu_count, the field after it, is count
-        hits = {off for off in range(0, 4096, 8)
+        hits = {off for off in range(0, 2048, 8)  # the struct is larger; 1368 in 2.1.4
                 if ctypes.c_size_t.from_address(base + off).value == count + 1
                 and ctypes.c_size_t.from_address(base + off + 8).value == count}
         found = hits if found is None else found & hits
     if not found or len(found) != 1:
-        raise RuntimeError("cannot find Unicorn's instruction counter: worldswitch needs unicorn==2.1.4 "
-                           "(pip install -e . installs it)")
+        raise WorldswitchError("cannot find Unicorn's instruction counter: worldswitch needs unicorn==2.1.4 "
+                               "(pip install -e . installs it)")
     return found.pop()
 
 
