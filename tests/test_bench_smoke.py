@@ -61,3 +61,19 @@ def test_floor_reports_a_guest_that_would_sleep_forever() -> None:
     vm = NoSgi(floor.guest_path("self_sgi", N).read_bytes(), 2)
     with pytest.raises(floor.FloorError, match="wfi .* with nothing pending"):
         vm.run(timeout_s=5.0)
+
+
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_real_guests_measures_a_guest_both_ways(clock: str) -> None:
+    """bench/real_guests.py runs a guest with and without the cache and reports what the
+    cache did: a real row, whichever clock it reads."""
+    spec = importlib.util.spec_from_file_location("bench_real_guests", FLOOR_PY.parent / "real_guests.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    name, image, params, cpus, mem, platform = mod.OWN[0]
+    row = mod.measure(name, image, params, cpus, mem, platform, 2, stat="min", clock=clock)
+    assert row.cache == "on" and row.exits > 0 and row.cached_s > 0 and row.uncached_s > 0
+    assert row.speedup == pytest.approx(row.uncached_s / row.cached_s)
+    assert 0.0 <= row.hit_rate <= 1.0 and row.states >= 1
