@@ -1370,6 +1370,7 @@ class Machine:
         for i, v in enumerate(vcpus):
             v.vcpu_id, v.nr_vcpus, v.mpidr, v.power = i, len(vcpus), v.board_mpidr(i), self
             v.dist.vcpu_id, v.dist.peers = i, dists
+            v.dist.retarget()  # which SPIs this vCPU takes depends on its id
         self.cores = [Cpu(self, v, i) for i, v in enumerate(vcpus)]
 
     def _place_dtb(self) -> int:

@@ -284,3 +284,44 @@ def test_each_vcpu_has_its_own_plugin_state() -> None:
     assert vanilla.counts["IRQCHIP_STATE_CALL"] > 2  # without the cache: a call every entry
     assert cached.counts["IRQCHIP_STATE_CALL"] == 2
     assert cached.guest_visible == vanilla.guest_visible
+
+
+def _two_vcpu_dists() -> list:
+    """Two vCPUs' distributor copies, as the machine wires them (GICv2 guest on A)."""
+    from worldswitch.events import new_counters
+    from worldswitch.kvm.vgic.vgic import VgicDist, VgicV2Cpu
+
+    dists = [VgicDist(new_counters(), VgicV2Cpu(4), 2) for _ in range(2)]
+    for i, d in enumerate(dists):
+        d.vcpu_id, d.peers = i, dists
+        d.retarget()
+        d.enabled, d.irq_enabled = 1, (1 << 64) - 1
+    return dists
+
+
+def _shared_write(dists: list, name: str, offset: int, value: int) -> None:
+    """A guest's write to a shared distributor register: every vCPU's copy sees it (handle_exit)."""
+    from worldswitch.kvm.vgic.vgic_v2_emul import vgic_dist_ranges
+
+    (rng,) = [r for r in vgic_dist_ranges() if r.name == name]
+    for d in dists:
+        rng.handle(d, offset - rng.base, True, value, 4)
+
+
+@pytest.mark.parametrize("itargetsr, taker", [(None, 0), (0x02, 1), (0x03, 0), (0x00, 0)])
+def test_an_spi_goes_to_the_one_vcpu_its_target_names(itargetsr: int | None, taker: int) -> None:
+    """v4.5's irq_spi_target: an SPI made pending is taken by one vCPU only, the lowest one
+    GICD_ITARGETSR names (vCPU 0 when it names none, and before any write), and the
+    register reads back that one vCPU."""
+    from worldswitch.kvm.vgic.vgic_v2_emul import vgic_dist_ranges
+
+    dists = _two_vcpu_dists()
+    if itargetsr is not None:
+        _shared_write(dists, "TARGET", 0x800 + 32, itargetsr)  # SPI 32's byte
+    _shared_write(dists, "PENDING_SET", 0x200 + 4, 1)  # GICD_ISPENDR1 bit 0: SPI 32
+    assert [d.pending_on_cpu for d in dists] == [i == taker for i in range(2)]
+    for d in dists:
+        d.flush_hwstate()
+    assert [32 in d.irq_lr_map for d in dists] == [i == taker for i in range(2)]
+    (rng,) = [r for r in vgic_dist_ranges() if r.name == "TARGET"]
+    assert rng.handle(dists[0], 32, False, 0, 1) == 1 << taker

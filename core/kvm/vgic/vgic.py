@@ -11,6 +11,7 @@ from ...events import VGIC_DISPATCH_SGI, VGIC_LR_SYNC, VGIC_QUEUE_IRQ
 from ...hw.vcpu_if import V2_LR, V3_LR, LrCodec
 
 VGIC_NR_PRIVATE_IRQS = 32
+PRIVATE_IRQS = (1 << VGIC_NR_PRIVATE_IRQS) - 1
 VGIC_NR_SGIS = 16
 NR_IRQS = 64  # private interrupts plus one block of SPIs: enough for these guests
 
@@ -127,7 +128,8 @@ class VgicDist:
     """struct vgic_dist for one vCPU, with the in-memory LR bookkeeping of struct vgic_cpu."""
 
     STATE = ("enabled", "irq_enabled", "irq_pending", "irq_level", "irq_active", "irq_queued", "irq_cfg_edge",
-             "priority", "targets", "irq_sgi_sources", "lr_used", "irq_lr_map", "pending_on_cpu", "kicked", "phys_map")
+             "priority", "targets", "irq_sgi_sources", "lr_used", "irq_lr_map", "pending_on_cpu", "kicked", "phys_map",
+             "mine")
 
     def __init__(self, counters: list[int], vgic_cpu: VgicV2Cpu | VgicV3Cpu, model: int) -> None:
         self.c = counters
@@ -142,6 +144,7 @@ class VgicDist:
         self.irq_cfg_edge = 0xFFFF  # SGIs are edge; everything else level until configured
         self.priority = bytearray(NR_IRQS)
         self.targets = bytearray(NR_IRQS)
+        self.targets[VGIC_NR_PRIVATE_IRQS:] = b"\x01" * (NR_IRQS - VGIC_NR_PRIVATE_IRQS)  # vgic_init: vCPU 0
         self.irq_sgi_sources = [0] * VGIC_NR_SGIS
         self.lr_used = 0
         self.irq_lr_map: dict[int, int] = {}
@@ -154,11 +157,26 @@ class VgicDist:
         # kvm_vgic_map_phys_irq: virtual interrupts forwarded from a physical one (the
         # timer's), queued with the HW bit so that the guest's EOI deactivates both
         self.phys_map: dict[int, int] = {}
+        # the interrupts this vCPU may take: its private ones and the SPIs targeted at it
+        # (irq_spi_target); vgic_init targets every SPI at vCPU 0
+        self.mine = (1 << NR_IRQS) - 1
 
     # ---- state changes from the distributor emulation -----------------------------
     def update_state(self) -> None:
         """vgic_update_state: does this vCPU have something to take?"""
-        self.pending_on_cpu = bool(self.enabled and self.irq_pending & self.irq_enabled)
+        self.pending_on_cpu = bool(self.enabled and self.irq_pending & self.irq_enabled & self.mine)
+
+    def retarget(self) -> None:
+        """irq_spi_target after vgic_set_target_reg: each SPI goes to the one vCPU its
+        GICD_ITARGETSR byte names (the lowest set bit; ``targets`` holds it as that one
+        bit). A GICv3 guest's SPIs stay on vCPU 0: GICD_IROUTER is not modelled."""
+        mine = PRIVATE_IRQS
+        for irq in range(VGIC_NR_PRIVATE_IRQS, NR_IRQS):
+            t = self.targets[irq] if self.model == 2 else 0
+            if (t.bit_length() - 1 if t else 0) == self.vcpu_id:
+                mine |= 1 << irq
+        self.mine = mine
+        self.update_state()
 
     def dispatch_sgi(self, sgi: int, source: int, targets: int) -> None:
         """vgic_dispatch_sgi / vgic_v3_dispatch_sgi, after the target list is decoded into a
@@ -241,7 +259,7 @@ class VgicDist:
             self.irq_queued &= ~(1 << irq)
             if (self.irq_level >> irq) & 1:
                 self.irq_pending |= 1 << irq
-        if self.enabled and self.irq_pending & self.irq_enabled:
+        if self.enabled and self.irq_pending & self.irq_enabled & self.mine:
             self.pending_on_cpu = True
 
     def sync_hwirqs(self) -> None:
@@ -271,7 +289,7 @@ class VgicDist:
         if not self.pending_on_cpu:
             return
         overflow = False
-        todo = self.irq_pending & self.irq_enabled
+        todo = self.irq_pending & self.irq_enabled & self.mine
         while todo:
             irq = (todo & -todo).bit_length() - 1
             todo &= todo - 1
@@ -322,5 +340,5 @@ class VgicDist:
                 self.c[VGIC_LR_SYNC] += 1
         if cpu.vgic_misr & 2:  # underflow: the flush will refill
             cpu.vgic_hcr &= ~2
-        if self.irq_pending & self.irq_enabled and self.enabled:
+        if self.irq_pending & self.irq_enabled & self.mine and self.enabled:
             self.pending_on_cpu = True

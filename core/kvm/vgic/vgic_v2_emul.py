@@ -54,7 +54,14 @@ def _targets(d: VgicDist, off: int, w: bool, v: int, size: int) -> int:
     if off < 32:  # private interrupts target the reading CPU
         mine = 1 << d.vcpu_id
         return mine * 0x01010101 if size == 4 else mine
-    return _bytes("targets", 32)(d, off, w, v, size)
+    if w:  # vgic_set_target_reg: one target per SPI, the lowest CPU named (CPU 0 if none)
+        for k in range(size):
+            b = (v >> (8 * k)) & 0xFF
+            if off + k < NR_IRQS:
+                d.targets[off + k] = (b & -b) or 1
+        d.retarget()
+    # vgic_get_target_reg reads back that one CPU
+    return sum(d.targets[off + k] << (8 * k) for k in range(size) if off + k < NR_IRQS)
 
 
 def _config(d: VgicDist, off: int, w: bool, v: int, size: int) -> int:
