@@ -277,12 +277,7 @@ class Machine32:
                 key: tuple[int, ...] = (2, ud or 0)
             else:
                 key = (2, ud or 0, regs.read(RREG[site.rt]), regs.read(RREG[site.rt2]) if site.is64 else 0)
-            edges = memo.edges
-            t = edges.get(key) if edges is not None else None
-            if t is not None and memo.hit(t):
-                vals = t.out
-            else:
-                vals = memo.trip(key, self._cp15_trip, site, key) if memo.on else self._cp15_trip(site, key)
+            vals = memo.serve(key, self._cp15_trip, site, key) if memo.on else self._cp15_trip(site, key)
             if vals is not None and site.is_read:
                 regs.write(RREG[site.rt], vals[0] & 0xFFFFFFFF)
                 if site.is64:
@@ -312,13 +307,7 @@ class Machine32:
             if self.hvc_esr_varies:
                 esr = (Exit.HVC32 << 26) | ESR_IL | self.hvc_imms.get(regs.read(a32.UC_ARM_REG_PC), 0)
             memo = self.memo
-            key = (3, esr, *args)
-            edges = memo.edges
-            t = edges.get(key) if edges is not None else None
-            if t is not None and memo.hit(t):
-                out = t.out
-            else:
-                out = memo.trip(key, self._hvc_trip, esr, args) if memo.on else self._hvc_trip(esr, args)
+            out = memo.serve((3, esr, *args), self._hvc_trip, esr, args) if memo.on else self._hvc_trip(esr, args)
             if out != r0:
                 regs.write(a32.UC_ARM_REG_R0, out & 0xFFFFFFFF)  # PSCI errors are -1 etc. in 32 bits
         except BaseException as e:  # noqa: BLE001

@@ -688,9 +688,9 @@ class Cpu:
         else:
             level = False
         if level != self.vi:
-            self._set_vi(level)
+            self.set_vi(level)
 
-    def _set_vi(self, level: bool) -> None:
+    def set_vi(self, level: bool) -> None:
         self.vi = level
         if self.fast is not None:
             self.fast.vi.value = level
@@ -783,17 +783,7 @@ class Cpu:
                     esr |= (word >> 5) & 0xFFFF if word & HVC_MASK == HVC_BITS else 0
                 ctxt.injected = False
                 memo = self.memo
-                edges = memo.edges
-                key = (3, esr, *args)
-                t = edges.get(key) if edges is not None else None
-                if t is not None and memo.hit(t):
-                    out = t.out
-                    if t.vi != self.vi:
-                        self._set_vi(t.vi)
-                elif memo.on:
-                    out = memo.trip(key, self._hvc_trip, esr, args)
-                else:
-                    out = self._hvc_trip(esr, args)
+                out = memo.serve((3, esr, *args), self._hvc_trip, esr, args) if memo.on else self._hvc_trip(esr, args)
                 if out is not None and out != x0:
                     regs.write(a64.UC_ARM64_REG_X0, out)
                 return
@@ -898,17 +888,8 @@ class Cpu:
                 ctxt.injected = False
                 written = 0 if site.is_read else from_address(pcp + 24).value
                 if cached:  # a round trip through the model (a KVM trap, the ICV interface)
-                    key = (2, site.addr, site.esr, written)
-                    edges = memo.edges
-                    t = edges.get(key) if edges is not None else None
-                    if t is not None and memo.hit(t):
-                        value = t.out
-                        if t.vi != self.vi:
-                            self._set_vi(t.vi)
-                    elif memo.on:
-                        value = memo.trip(key, trip, entry, written)
-                    else:
-                        value = trip(entry, written)
+                    value = (memo.serve((2, site.addr, site.esr, written), trip, entry, written) if memo.on
+                             else trip(entry, written))
                 else:  # the clock, the timer, a constant: they read the model's objects
                     memo.settle()
                     value = trip(entry, written)
@@ -1033,15 +1014,9 @@ class Cpu:
                 ctxt.injected = False
                 value = value & ((1 << (8 * size)) - 1) if is_write else 0
                 # the trap's key, as the compiled hit path builds it (core/fasthit.c)
-                mkey = (1, pc, (word or 0) | is_write << 32 | size << 40, addr, value)
-                edges = memo.edges
-                t = edges.get(mkey) if edges is not None else None
-                if t is not None and memo.hit(t):
-                    out = t.out
-                    if t.vi != self.vi:
-                        self._set_vi(t.vi)
-                elif memo.on:
-                    out = memo.trip(mkey, trip, esr, addr, is_write, size, value)
+                if memo.on:
+                    mkey = (1, pc, (word or 0) | is_write << 32 | size << 40, addr, value)
+                    out = memo.serve(mkey, trip, esr, addr, is_write, size, value)
                 else:
                     out = trip(esr, addr, is_write, size, value)
                 if out is not None and not is_write:
@@ -1096,13 +1071,7 @@ class Cpu:
 
         def read(uch: Any, offset: int, size: int, ud: Any) -> int:
             try:
-                edges = memo.edges
-                t = edges.get((4, offset, size)) if edges is not None else None
-                if t is not None and memo.hit(t):
-                    if t.vi != self.vi:
-                        self._set_vi(t.vi)
-                    return t.out
-                return memo.trip((4, offset, size), trip, offset, size) if memo.on else trip(offset, size)
+                return memo.serve((4, offset, size), trip, offset, size) if memo.on else trip(offset, size)
             except BaseException as e:  # noqa: BLE001
                 self._fail(e)
                 return 0
@@ -1121,13 +1090,8 @@ class Cpu:
 
         def write(uch: Any, offset: int, size: int, value: int, ud: Any) -> None:
             try:
-                edges = memo.edges
-                t = edges.get((5, offset, size, value)) if edges is not None else None
-                if t is not None and memo.hit(t):
-                    if t.vi != self.vi:
-                        self._set_vi(t.vi)
-                elif memo.on:
-                    memo.trip((5, offset, size, value), trip, offset, size, value)
+                if memo.on:
+                    memo.serve((5, offset, size, value), trip, offset, size, value)
                 else:
                     trip(offset, size, value)
             except BaseException as e:  # noqa: BLE001
