@@ -69,7 +69,7 @@ struct ws_cache {
     ws_slot *slots;
     uint64_t mask;
     ws_trans *trans;
-    int64_t ntrans, maxtrans;
+    int64_t ntrans, cap, maxtrans;  /* the arrays hold cap transitions; they grow up to maxtrans */
     int64_t *pending;
     int64_t npending;
     reg_rw_t reg_read, reg_write;
@@ -78,25 +78,64 @@ struct ws_cache {
     int64_t nhooks;
 };
 
+static uint64_t slot_of(const ws_cache *c, int64_t state, const uint64_t *k) {
+    uint64_t h = (uint64_t)state * 0x9E3779B97F4A7C15ULL;
+    for (int i = 0; i < NKEY; i++) {
+        h ^= k[i] + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
+    }
+    h ^= h >> 31;
+    return h & c->mask;
+}
+
+/* A run that records nothing should pay (almost) nothing for the table: it starts with
+ * room for FIRST_CAP transitions and doubles as Python records more, up to maxtrans. */
+#define FIRST_CAP 64
+
+/* Make room for cap transitions, and a hash table of twice as many slots, rehashed. */
+static int reserve(ws_cache *c, int64_t cap) {
+    ws_trans *trans = realloc(c->trans, (size_t)cap * sizeof *trans);
+    if (!trans)
+        return 0;
+    c->trans = trans;
+    int64_t *pending = realloc(c->pending, (size_t)cap * sizeof *pending);
+    if (!pending)
+        return 0;
+    c->pending = pending;
+    uint64_t nslots = 1;
+    while (nslots < (uint64_t)cap * 2)
+        nslots <<= 1;
+    ws_slot *slots = malloc(nslots * sizeof *slots);
+    if (!slots)
+        return 0;
+    for (uint64_t i = 0; i < nslots; i++)
+        slots[i].t = -1;
+    ws_slot *old = c->slots;
+    uint64_t nold = old ? c->mask + 1 : 0;
+    c->slots = slots;
+    c->mask = nslots - 1;
+    c->cap = cap;
+    for (uint64_t i = 0; i < nold; i++) {
+        if (old[i].t < 0)
+            continue;
+        uint64_t j = slot_of(c, old[i].state, old[i].k);
+        while (slots[j].t >= 0)
+            j = (j + 1) & c->mask;
+        slots[j] = old[i];
+    }
+    free(old);
+    return 1;
+}
+
 ws_cache *ws_new(int64_t maxtrans, int64_t nsites, int64_t nhooks) {
     ws_cache *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    uint64_t cap = 1;
-    while (cap < (uint64_t)maxtrans * 2)
-        cap <<= 1;
-    c->slots = malloc(cap * sizeof *c->slots);
-    c->trans = calloc((size_t)maxtrans, sizeof *c->trans);
-    c->pending = malloc((size_t)maxtrans * sizeof *c->pending);
     c->sites = calloc((size_t)(nsites > 0 ? nsites : 1), sizeof *c->sites);
     c->hooks = calloc((size_t)(nhooks > 0 ? nhooks : 1), sizeof *c->hooks);
-    if (!c->slots || !c->trans || !c->pending || !c->sites || !c->hooks) {
+    if (!c->sites || !c->hooks || !reserve(c, maxtrans < FIRST_CAP ? maxtrans : FIRST_CAP)) {
         free(c->slots), free(c->trans), free(c->pending), free(c->sites), free(c->hooks), free(c);
         return NULL;
     }
-    for (uint64_t i = 0; i < cap; i++)
-        c->slots[i].t = -1;
-    c->mask = cap - 1;
     c->maxtrans = maxtrans;
     c->nsites = nsites;
     c->nhooks = nhooks;
@@ -152,14 +191,6 @@ int64_t *ws_field(ws_cache *c, int32_t which) {
 }
 
 /* ---- the transition table ----------------------------------------------------------- */
-static uint64_t slot_of(const ws_cache *c, int64_t state, const uint64_t *k) {
-    uint64_t h = (uint64_t)state * 0x9E3779B97F4A7C15ULL;
-    for (int i = 0; i < NKEY; i++) {
-        h ^= k[i] + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
-    }
-    h ^= h >> 31;
-    return h & c->mask;
-}
 
 static int64_t lookup(const ws_cache *c, const uint64_t *k) {
     for (uint64_t i = slot_of(c, c->cur, k);; i = (i + 1) & c->mask) {
@@ -176,6 +207,8 @@ int64_t ws_add(ws_cache *c, int64_t state, uint64_t k0, uint64_t k1, uint64_t k2
                uint64_t k5, int64_t to, uint64_t out, int32_t has_out, int32_t vi) {
     if (c->ntrans >= c->maxtrans)
         return -1;
+    if (c->ntrans >= c->cap && !reserve(c, c->cap * 2 < c->maxtrans ? c->cap * 2 : c->maxtrans))
+        return -1;  /* no memory: this one stays with Python */
     uint64_t k[NKEY] = {k0, k1, k2, k3, k4, k5};
     uint64_t i = slot_of(c, state, k);
     while (c->slots[i].t >= 0) {

@@ -129,9 +129,12 @@ class FastHits:
         # the table's own fields, read and written in place: cur, moved (a hit since the last
         # pull), the IRQ line, probing
         self.cur, self.moved, self.vi, self.probing = (lib.ws_field(self.c, i).contents for i in range(4))
-        self.idx = (ctypes.c_int64 * MAX_TRANSITIONS)()
-        self.hits = (ctypes.c_uint64 * MAX_TRANSITIONS)()
         self._cur, self._stale = ctypes.c_int64(), ctypes.c_int64()
+        self._room(64)  # what ws_pull writes into: as many as the table holds, grown with it
+
+    def _room(self, n: int) -> None:
+        self.idx = (ctypes.c_int64 * n)()
+        self.hits = (ctypes.c_uint64 * n)()
         self.args = [ctypes.byref(x) for x in (self.idx, self.hits, self._cur, self._stale)]
 
     def __del__(self) -> None:
@@ -158,7 +161,10 @@ class FastHits:
         """Record a transition (its key padded to six words); its index, -1 if not taken."""
         k = (*key, 0, 0, 0, 0, 0, 0)[:6]
         has = isinstance(out, int)
-        return self.lib.ws_add(self.c, state, *k, to, out if has else 0, has, int(vi))
+        idx = self.lib.ws_add(self.c, state, *k, to, out if has else 0, has, int(vi))
+        if idx >= len(self.idx):  # ws_pull may now report up to idx + 1 transitions
+            self._room(2 * len(self.idx))
+        return idx
 
     def pull(self) -> tuple[list[tuple[int, int]], int, bool]:
         """The replays since the last pull as (index, hits), the current state, and

@@ -35,7 +35,8 @@ GICH, 3 for ICH_*_EL2) tells an implementation which one asks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
@@ -409,8 +410,15 @@ def ws_timer_update_irq(timer: ArchTimerCpu, level: bool) -> None:
     """
 
 
-def per_trap_hooks() -> dict[str, Combine]:
+def per_trap_hooks() -> Mapping[str, Combine]:
     """Every hook called on the world-switch path, with its combination rule: the one
-    list, derived from the specs above."""
-    return {name: fn.ws_combine for name, fn in globals().items()
-            if name.startswith("ws_") and hasattr(fn, "ws_combine")}
+    list, derived from the specs above (computed once: every run's set-up asks)."""
+    return _PER_TRAP
+
+
+def _per_trap() -> Mapping[str, Combine]:
+    return MappingProxyType({name: fn.ws_combine for name, fn in globals().items()
+                             if name.startswith("ws_") and hasattr(fn, "ws_combine")})
+
+
+_PER_TRAP = _per_trap()

@@ -783,7 +783,12 @@ class Cpu:
                     esr |= (word >> 5) & 0xFFFF if word & HVC_MASK == HVC_BITS else 0
                 ctxt.injected = False
                 memo = self.memo
-                out = memo.serve((3, esr, *args), self._hvc_trip, esr, args) if memo.on else self._hvc_trip(esr, args)
+                if memo.live:
+                    out = memo.serve((3, esr, *args), self._hvc_trip, esr, args)
+                else:
+                    out = self._hvc_trip(esr, args)
+                    if self.vcpu.entries >= memo.wake_at:  # a sleeping cache's alarm
+                        memo.wake()
                 if out is not None and out != x0:
                     regs.write(a64.UC_ARM64_REG_X0, out)
                 return
@@ -867,7 +872,7 @@ class Cpu:
         from_address = ctypes.c_uint64.from_address
         string_at = ctypes.string_at
         unpack = struct.Struct("<5I").unpack
-        ctxt, memo = self.ctxt, self.memo
+        ctxt, memo, vcpu = self.ctxt, self.memo, self.vcpu
         stale = self.stale
         trip = self._sysreg_trip
 
@@ -888,8 +893,12 @@ class Cpu:
                 ctxt.injected = False
                 written = 0 if site.is_read else from_address(pcp + 24).value
                 if cached:  # a round trip through the model (a KVM trap, the ICV interface)
-                    value = (memo.serve((2, site.addr, site.esr, written), trip, entry, written) if memo.on
-                             else trip(entry, written))
+                    if memo.live:
+                        value = memo.serve((2, site.addr, site.esr, written), trip, entry, written)
+                    else:
+                        value = trip(entry, written)
+                        if vcpu.entries >= memo.wake_at:  # a sleeping cache's alarm
+                            memo.wake()
                 else:  # the clock, the timer, a constant: they read the model's objects
                     memo.settle()
                     value = trip(entry, written)
@@ -991,7 +1000,7 @@ class Cpu:
         uch_ = self.uc._uch
         buf = ctypes.create_string_buffer(8)
         unpack, ram, last = WORD.unpack_from, self.vm.ram, self.ram_size - 4
-        ctxt, memo = self.ctxt, self.memo
+        ctxt, memo, vcpu = self.ctxt, self.memo, self.vcpu
         syndromes: dict[int, int] = {}
         trip = self._mmio_trip
 
@@ -1014,11 +1023,13 @@ class Cpu:
                 ctxt.injected = False
                 value = value & ((1 << (8 * size)) - 1) if is_write else 0
                 # the trap's key, as the compiled hit path builds it (core/fasthit.c)
-                if memo.on:
+                if memo.live:
                     mkey = (1, pc, (word or 0) | is_write << 32 | size << 40, addr, value)
                     out = memo.serve(mkey, trip, esr, addr, is_write, size, value)
                 else:
                     out = trip(esr, addr, is_write, size, value)
+                    if vcpu.entries >= memo.wake_at:  # a sleeping cache's alarm
+                        memo.wake()
                 if out is not None and not is_write:
                     buf.raw = out.to_bytes(8, "little")
                     uclib.uc_mem_write(uch_, addr, buf, size)
@@ -1071,7 +1082,7 @@ class Cpu:
 
         def read(uch: Any, offset: int, size: int, ud: Any) -> int:
             try:
-                return memo.serve((4, offset, size), trip, offset, size) if memo.on else trip(offset, size)
+                return memo.serve((4, offset, size), trip, offset, size) if memo.live else trip(offset, size)
             except BaseException as e:  # noqa: BLE001
                 self._fail(e)
                 return 0
@@ -1090,7 +1101,7 @@ class Cpu:
 
         def write(uch: Any, offset: int, size: int, value: int, ud: Any) -> None:
             try:
-                if memo.on:
+                if memo.live:
                     memo.serve((5, offset, size, value), trip, offset, size, value)
                 else:
                     trip(offset, size, value)

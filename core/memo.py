@@ -36,9 +36,12 @@ from .events import USER_EXIT
 
 #: Every WINDOW misses the cache reviews itself: with fewer than an eighth as many hits in
 #: that time (a guest booting, printing, doing one-off work), it sleeps for the next
-#: DORMANT misses, doubling up to DORMANT_MAX while it stays fruitless (its bookkeeping
-#: costs a few µs a trap), then looks again. A count of traps, so the same in every run.
-WINDOW = 128
+#: DORMANT exits, doubling up to DORMANT_MAX while it stays fruitless (watching costs a
+#: few µs a trap), then looks again. Asleep, it costs one comparison a trap: the machine's
+#: callbacks test :attr:`RoundTripCache.live`, run the round trip themselves, and call
+#: :meth:`RoundTripCache.wake` once the vCPU's exit count reaches :attr:`~RoundTripCache.wake_at`. Counts
+#: of traps and exits, so the same in every run.
+WINDOW = 64
 DORMANT, DORMANT_MAX = 1024, 1 << 16
 #: a table this big has stopped paying for itself (a state that keeps changing)
 MAX_TRANSITIONS = 8192
@@ -50,6 +53,9 @@ AMNESTY = 1024
 CHECK_EVERY = 4096
 #: hooks whose implementation fires on every exit or entry: with one, nothing is recordable
 EVERY_EXIT_EVENTS = ("ws_guest_exit", "ws_guest_enter")
+
+#: an exit count no run reaches: the alarm of a cache that is awake or off
+NEVER = 1 << 62
 
 Snapshot = tuple[Any, ...]
 
@@ -183,16 +189,23 @@ class RoundTripCache:
         self.log = log or (lambda msg: None)
         self.reason = reason  # why the cache is off for this run (None: on)
         self.on = reason is None
+        # watching: on and awake. The machine's callbacks test this one attribute per trap;
+        # while it is False they run the round trip themselves and the cache is not called.
+        self.live = self.on
         self.ids: dict[Snapshot, int] = {}
         self.snaps: list[Snapshot] = []
         self.out_edges: list[dict[Any, Transition]] = []
         self.cur = -1  # the state the model is in (-1: unknown, captured at the next trap)
         self.edges: dict[Any, Transition] | None = None
-        self.stale = False  # hits moved the state past what the objects hold
+        self.stale = False  # hits may have moved the state past what the objects hold
+        self.held = -1  # the state the model's objects hold (-1: not known to be a recorded one)
+        self.diffs: dict[tuple[int, int], list[int]] = {}  # (held, wanted): the parts that differ
         self.pending: list[Transition] = []  # replayed transitions whose tallies are owed
         self.hits = self.misses = self.transitions = 0
+        self.verified = 0  # hits run for real and found equal to their record (they count as hits in a review)
         self.events = 0  # event hooks fired (bumped by wrappers the machine installs)
-        self.dormant = 0  # misses left to run without bookkeeping
+        self.wake_at = NEVER  # asleep until the vCPU's exits reach this
+        self.slept = 0  # exits that ran while it slept (round trips run for real, unlooked-at)
         self.backoff = DORMANT
         self.review_at, self.hits_then = WINDOW, 0
         # A capture costs tens of µs, so a trap is captured only once it has been seen (a
@@ -213,14 +226,18 @@ class RoundTripCache:
     def turn_off(self, reason: str) -> None:
         if self.on:
             self.sync()
-            self.on, self.reason, self.edges = False, reason, None
+            if not self.live:  # asleep: the exits since it fell asleep were slept through
+                self.slept += self.vcpu.entries
+            self.on = self.live = False
+            self.wake_at = NEVER
+            self.reason, self.edges = reason, None
             self._set_cur(-1)
             self.log(f"round-trip cache off for this run: {reason}")
 
     def _set_cur(self, sid: int) -> None:
         self.cur = sid
         if self.fast is not None:
-            self.fast.cur.value = sid if self.on else -1
+            self.fast.cur.value = sid if self.live else -1
 
     # ---- keeping the objects right ------------------------------------------------------
     def sync(self) -> None:
@@ -240,18 +257,40 @@ class RoundTripCache:
             self.pending.clear()
         if self.stale:
             self.stale = False
-            snap = self.snaps[self.cur]
-            for part, s in zip(self.parts, snap):
-                part.restore(s)
+            if self.cur != self.held:
+                self._restore()
+
+    def _restore(self) -> None:
+        """Put the objects in the current state: only the parts in which it differs from
+        the state they hold (a loop often comes back to the state it left, and then
+        nothing is copied)."""
+        cur, held = self.cur, self.held
+        todo = self.diffs.get((held, cur))
+        if todo is None:
+            want = self.snaps[cur]
+            if held < 0:
+                todo = list(range(len(want)))
+            else:
+                todo = [i for i, (a, b) in enumerate(zip(self.snaps[held], want)) if a != b]
+                self.diffs[held, cur] = todo
+        snap, parts = self.snaps[cur], self.parts
+        for i in todo:
+            parts[i].restore(snap[i])
+        self.held = cur
 
     def settle(self) -> None:
-        """:meth:`sync` if any hit may have happened since the last one."""
-        if self.pending or self.stale or self.fast is not None and self.fast.moved.value:
+        """:meth:`sync` if any hit may have happened since the last one; asleep (no hit can
+        have), wake if the alarm is due."""
+        if not self.live:
+            if self.vcpu.entries >= self.wake_at:
+                self.wake()
+        elif self.pending or self.stale or self.fast is not None and self.fast.moved.value:
             self.sync()
 
     def invalidate(self) -> None:
         """Something outside the cache is about to change the model (after :meth:`sync`)."""
         self.edges = None
+        self.held = -1
         if self.cur >= 0:
             self._set_cur(-1)
 
@@ -268,6 +307,7 @@ class RoundTripCache:
             sid = self.ids[snap] = len(self.snaps)
             self.snaps.append(snap)
             self.out_edges.append({})
+        self.held = sid
         return sid
 
     # ---- a hit ----------------------------------------------------------------------------
@@ -302,20 +342,26 @@ class RoundTripCache:
     def trip(self, key: Any, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` for real (the round trip of trap ``key``) and record it if it
         can be replayed. Returns what ``fn`` returns: what the guest gets."""
+        if not self.live:  # asleep (a host that calls serve() regardless): nothing to sync
+            if self.vcpu.entries < self.wake_at:
+                return fn(*args)
+            self.wake()
         self.misses += 1
-        if self.dormant:  # asleep: the state is unknown, so nothing was replayed to sync
-            self.dormant -= 1
-            return fn(*args)
-        self.sync()
+        if self.pending or self.stale or self.fast is not None and self.fast.moved.value:
+            self.sync()
         if self.misses >= self.review_at:
             self._review()
-            if self.dormant:
+            if not self.live:
                 return fn(*args)
-        if key not in self.seen or key[:3] in self.fruitless:
-            self.seen.add(key)
+        # most misses of a guest that is not a loop end here: keep this path short
+        seen = self.seen
+        if key not in seen or key[:3] in self.fruitless:
+            seen.add(key)
             if self.misses % AMNESTY == 0:
                 self.fruitless.clear()
-            self.invalidate()
+            self.edges, self.held = None, -1  # invalidate()
+            if self.cur >= 0:
+                self._set_cur(-1)
             return fn(*args)
         try:
             if self.cur < 0:
@@ -346,6 +392,7 @@ class RoundTripCache:
         t = Transition(dst, self.out_edges[dst], self.tallies.since(mark), out, m.vi)
         if expected is not None:
             self._compare(key, expected, t)
+            self.verified += 1
         elif self.transitions < MAX_TRANSITIONS:
             self.out_edges[src][key] = t
             self.transitions += 1
@@ -359,14 +406,25 @@ class RoundTripCache:
 
     def _review(self) -> None:
         """WINDOW misses since the last review: sleep if they bought few hits."""
-        if self.hits - self.hits_then < WINDOW // 8:
-            self.dormant = self.backoff
-            self.backoff = min(self.backoff * 2, DORMANT_MAX)
+        if self.hits + self.verified - self.hits_then < WINDOW // 8:
             self.invalidate()
+            self.live = False
+            self.wake_at = self.vcpu.entries + self.backoff
+            self.slept -= self.vcpu.entries  # (+ the count at waking: the exits slept through)
+            self.backoff = min(self.backoff * 2, DORMANT_MAX)
         else:
             self.backoff = DORMANT
-        self.review_at = self.misses + self.dormant + WINDOW
-        self.hits_then = self.hits
+            self.review_at = self.misses + WINDOW
+        self.hits_then = self.hits + self.verified
+
+    def wake(self) -> None:
+        """The alarm: the vCPU's exits reached :attr:`wake_at` (never, with the cache off)."""
+        if self.live or not self.on:
+            return
+        self.live = True
+        self.wake_at = NEVER
+        self.slept += self.vcpu.entries
+        self.review_at = self.misses + WINDOW
 
     def _compare(self, key: Any, want: Transition, got: Transition) -> None:
         for what, a, b in (("the next state", self.snaps[want.to], self.snaps[got.to]),
@@ -377,7 +435,9 @@ class RoundTripCache:
                                     f"{what} differently: cached {_short(a)}, real {_short(b)}")
 
     def stats(self) -> dict[str, Any]:
-        return {"on": self.on, "reason": self.reason, "hits": self.hits, "misses": self.misses,
+        slept = self.slept + (0 if self.live or not self.on else self.vcpu.entries)
+        return {"on": self.on, "reason": self.reason, "hits": self.hits, "misses": self.misses, "slept": slept,
+                "verified": self.verified,
                 "states": len(self.snaps), "transitions": self.transitions, "compiled": self.fast is not None}
 
 

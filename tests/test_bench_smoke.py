@@ -76,4 +76,5 @@ def test_real_guests_measures_a_guest_both_ways(clock: str) -> None:
     row = mod.measure(name, image, params, cpus, mem, platform, 2, stat="min", clock=clock)
     assert row.cache == "on" and row.exits > 0 and row.cached_s > 0 and row.uncached_s > 0
     assert row.speedup == pytest.approx(row.uncached_s / row.cached_s)
+    assert row.paired > 0
     assert 0.0 <= row.hit_rate <= 1.0 and row.states >= 1

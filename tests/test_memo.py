@@ -8,6 +8,7 @@ must be identical but for the wall time. The suite runs with WORLDSWITCH_VERIFY_
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 from pathlib import Path
@@ -95,6 +96,46 @@ def test_a_loop_is_served_by_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s["states"] < 20
 
 
+class Sleepy:
+    """Every cache of a run starts asleep until its vCPU's ``wake_at``-th exit; counts the
+    calls into it made while it sleeps."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, wake_at: int) -> None:
+        self.caches: list[memo.RoundTripCache] = []
+        self.called_asleep = 0
+        init, serve = memo.RoundTripCache.__init__, memo.RoundTripCache.serve
+
+        def sleepy_init(c: memo.RoundTripCache, *a: Any, **k: Any) -> None:
+            init(c, *a, **k)
+            c.live, c.wake_at = False, wake_at
+            self.caches.append(c)
+
+        def counted_serve(c: memo.RoundTripCache, *a: Any) -> Any:
+            self.called_asleep += not c.live
+            return serve(c, *a)
+
+        monkeypatch.setattr(memo.RoundTripCache, "__init__", sleepy_init)
+        monkeypatch.setattr(memo.RoundTripCache, "serve", counted_serve)
+
+
+@pytest.mark.parametrize(("guest", "platform"), [("self_sgi-1024", "A"), ("sysreg-1024", "C-v3"),
+                                                 ("aarch32_pmselr-1024", "A15-32")])
+def test_a_sleeping_cache_costs_no_call_and_wakes_for_the_loop(monkeypatch: pytest.MonkeyPatch, guest: str,
+                                                               platform: str) -> None:
+    """Asleep, the machine runs round trips without calling the cache (the 32-bit host,
+    which always goes through it, is the exception); the exit that reaches its alarm
+    wakes it, and the loop after that is replayed. The result is the uncached one."""
+    off = result(run_guest(guest, platform, cache=False))
+    sleepy = Sleepy(monkeypatch, wake_at=300)
+    r = run_guest(guest, platform)
+    assert result(r) == off
+    s = r.cache
+    assert s["on"] and 300 <= s["slept"] <= 302
+    if platform != "A15-32":
+        assert sleepy.called_asleep == 0
+    assert s["hits"] > 0.9 * (r.iterations - s["slept"])
+
+
 @pytest.mark.skipif(fasthit.library() is None, reason=f"no compiled hit path: {fasthit.why_not()}")
 def test_compiled_and_python_hit_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     spy = Spy(monkeypatch)
@@ -104,6 +145,23 @@ def test_compiled_and_python_hit_paths_agree(monkeypatch: pytest.MonkeyPatch) ->
     python = result(run_guest("self_sgi-1024", "C-v3", patches="series"))
     assert not spy.stats["compiled"] and spy.stats["hits"] > 1000
     assert compiled == python
+
+
+@pytest.mark.skipif(fasthit.library() is None, reason=f"no compiled hit path: {fasthit.why_not()}")
+def test_the_compiled_table_grows_and_keeps_every_record() -> None:
+    """The table starts small (a run that records nothing pays nothing for it) and grows:
+    every transition recorded before a growth is still found after it."""
+    import unicorn.unicorn_py3.unicorn as ucmod
+
+    ram = (ctypes.c_uint8 * 4096)()
+    fast = fasthit.FastHits(fasthit.library(), ucmod.uclib, ctypes.addressof(ram), 0x40000000, 4096, (0, 1),
+                            0x5A000000, (), 0, 1)
+    keys = [(1, 0x40000000 + 4 * i, i, 0x0A000000, 0) for i in range(1000)]
+    assert [fast.add(i % 7, k, i % 5, i, False) for i, k in enumerate(keys)] == list(range(1000))
+    assert len(fast.idx) >= 1000  # room for every index ws_pull may report
+    assert all(fast.add(i % 7, k, 0, 0, False) == -1 for i, k in enumerate(keys))  # found: recorded already
+    assert fast.add(7, keys[0], 0, 0, False) == 1000  # the same key from another state is another record
+    assert fast.pull() == ([], -1, False)
 
 
 def test_verify_every_hit(monkeypatch: pytest.MonkeyPatch) -> None:
