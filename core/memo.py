@@ -347,21 +347,16 @@ class RoundTripCache:
                 return fn(*args)
             self.wake()
         self.misses += 1
-        if self.pending or self.stale or self.fast is not None and self.fast.moved.value:
-            self.sync()
+        self.settle()
         if self.misses >= self.review_at:
             self._review()
             if not self.live:
                 return fn(*args)
-        # most misses of a guest that is not a loop end here: keep this path short
-        seen = self.seen
-        if key not in seen or key[:3] in self.fruitless:
-            seen.add(key)
+        if key not in self.seen or key[:3] in self.fruitless:
+            self.seen.add(key)
             if self.misses % AMNESTY == 0:
                 self.fruitless.clear()
-            self.edges, self.held = None, -1  # invalidate()
-            if self.cur >= 0:
-                self._set_cur(-1)
+            self.invalidate()
             return fn(*args)
         try:
             if self.cur < 0:
